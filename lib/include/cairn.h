@@ -1,0 +1,283 @@
+/*
+ * cairn.h: the client library of the cairn replicated key-value store.
+ *
+ * A client holds a list of store endpoints ("127.0.0.1:2379,..."). It keeps one
+ * connection to the member it talks to, follows the leader for writes and
+ * linearizable reads, and fails over to another endpoint when a member goes away.
+ * Each write carries the client's id and a sequence number, so a retry after an
+ * indeterminate failure (a connection lost mid-request, a leader change) is
+ * applied at most once by the store.
+ *
+ * Two ways to use it:
+ *   - sync: cairn_open() then cairn_do()/cairn_put()/cairn_get()...; each call
+ *     blocks until its answer (or the request timeout). One thread at a time.
+ *   - async: cairn_open_async() on the caller's libuv loop, then cairn_submit();
+ *     the callback runs on the loop thread. All calls on the loop thread.
+ *
+ * Errors are CAIRN_E* codes; every failed call leaves a message that says what
+ * went wrong in cairn_errmsg() (sync) or in the result's errmsg (async).
+ */
+#ifndef CAIRN_H
+#define CAIRN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define CAIRN_API __attribute__((visibility("default")))
+
+#define CAIRN_VERSION "0.1.0"
+
+/* Error codes. 0 is success; every code has a string in cairn_strerror(). */
+#define CAIRN_ERRORS(X)                                                     \
+	X(CAIRN_EINVAL, 1, "invalid argument")                                 \
+	X(CAIRN_ENOMEM, 2, "out of memory")                                    \
+	X(CAIRN_EPROTO, 3, "protocol error")                                   \
+	X(CAIRN_ETOOBIG, 4, "frame too large")                                 \
+	X(CAIRN_EVERSION, 5, "protocol version not supported")                 \
+	X(CAIRN_ENOTLEADER, 6, "not the leader")                               \
+	X(CAIRN_ENOLEADER, 7, "no leader elected")                             \
+	X(CAIRN_EINDETERMINATE, 8, "outcome unknown (leadership lost)")        \
+	X(CAIRN_ECOMPACTED, 9, "revision has been compacted")                  \
+	X(CAIRN_EFUTUREREV, 10, "revision is in the future")                   \
+	X(CAIRN_EDUPKEY, 11, "duplicate key in transaction")                   \
+	X(CAIRN_ETOOMANYOPS, 12, "too many operations in transaction")         \
+	X(CAIRN_EIO, 13, "I/O error")                                          \
+	X(CAIRN_ECONN, 14, "connection failed")                                \
+	X(CAIRN_ETIMEDOUT, 15, "timed out")                                    \
+	X(CAIRN_ECANCELED, 16, "canceled")                                     \
+	X(CAIRN_EUNAVAILABLE, 17, "no endpoint available")                     \
+	X(CAIRN_ESHUTDOWN, 18, "member is shutting down")                      \
+	X(CAIRN_ENOSPACE, 19, "keyspace quota exceeded")                       \
+	X(CAIRN_EINTERNAL, 20, "internal error")
+
+enum cairn_error {
+	CAIRN_OK = 0,
+#define CAIRN__ERR_ENUM(name, code, text) name = code,
+	CAIRN_ERRORS(CAIRN__ERR_ENUM)
+#undef CAIRN__ERR_ENUM
+	CAIRN_ERROR_MAX
+};
+
+/* A static string describing code; never NULL. */
+CAIRN_API const char *cairn_strerror(int code);
+
+/* One key-value pair as stored. Pointers are owned by the result that holds it. */
+struct cairn_kv {
+	const uint8_t *key;
+	size_t key_len;
+	const uint8_t *value; /* NULL when the request asked keys_only */
+	size_t value_len;
+	int64_t create_revision;
+	int64_t mod_revision;
+	int64_t version;
+	int64_t lease; /* 0: none */
+};
+
+/* Operation types. TXN and STATUS use their own fields of struct cairn_op. */
+enum cairn_op_type {
+	CAIRN_OP_RANGE = 1,
+	CAIRN_OP_PUT,
+	CAIRN_OP_DELETE,
+	CAIRN_OP_TXN,
+	CAIRN_OP_STATUS,
+	CAIRN_OP_MEMBERS,
+};
+
+/* Compare targets and results of a transaction's compare clause. */
+enum cairn_cmp_target {
+	CAIRN_CMP_VALUE = 0,
+	CAIRN_CMP_VERSION,
+	CAIRN_CMP_CREATE,
+	CAIRN_CMP_MOD,
+};
+enum cairn_cmp_result {
+	CAIRN_CMP_EQUAL = 0,
+	CAIRN_CMP_NOT_EQUAL,
+	CAIRN_CMP_LESS,
+	CAIRN_CMP_GREATER,
+};
+
+struct cairn_compare {
+	const void *key;
+	size_t key_len;
+	int target; /* enum cairn_cmp_target */
+	int result; /* enum cairn_cmp_result */
+	const void *value; /* target VALUE */
+	size_t value_len;
+	int64_t number; /* targets VERSION, CREATE, MOD */
+};
+
+struct cairn_op;
+
+struct cairn_txn {
+	const struct cairn_compare *compare;
+	size_t n_compare;
+	const struct cairn_op *success; /* RANGE, PUT, DELETE only */
+	size_t n_success;
+	const struct cairn_op *failure;
+	size_t n_failure;
+};
+
+/*
+ * A request. Key ranges follow etcd: end NULL/empty is the single key; an end of
+ * one zero byte ("\0", end_len 1) means every key >= key; key "\0" with end "\0"
+ * means the whole keyspace. cairn_prefix_end() computes the end of a prefix.
+ * All pointers are borrowed for the duration of the call (copied on submit).
+ */
+struct cairn_op {
+	int type; /* enum cairn_op_type */
+	const void *key;
+	size_t key_len;
+	const void *end;
+	size_t end_len;
+	const void *value; /* PUT */
+	size_t value_len;
+	int64_t lease;    /* PUT: lease id to attach, 0 for none */
+	bool prev_kv;     /* PUT, DELETE: return the previous pair(s) */
+	int64_t revision; /* RANGE: read at this revision; 0 for the latest */
+	int64_t limit;    /* RANGE: at most this many pairs; 0 for no limit */
+	bool serializable; /* RANGE: served from the member's local state */
+	bool keys_only;   /* RANGE */
+	bool count_only;  /* RANGE */
+	const struct cairn_txn *txn; /* TXN */
+};
+
+/* Status of one member (CAIRN_OP_STATUS). */
+struct cairn_status {
+	uint64_t member_id;
+	uint64_t leader_id; /* 0: no leader known */
+	uint64_t raft_term;
+	uint64_t raft_index;
+	uint64_t raft_applied;
+	int64_t revision;
+	int64_t compact_revision;
+	uint64_t keys;     /* live keys */
+	uint64_t db_size;  /* bytes held by the keyspace, history included */
+	const char *name;
+	const char *version;
+};
+
+/* One member of the cluster (CAIRN_OP_MEMBERS). */
+struct cairn_member {
+	uint64_t id;
+	const char *peer_address;
+	const char *client_address; /* NULL when not known to the answering member */
+	bool voter;
+	bool leader;
+};
+
+/* The response header every successful answer carries. */
+struct cairn_header {
+	uint64_t member_id; /* the member that answered */
+	int64_t revision;   /* the store's revision when the answer was made */
+	uint64_t raft_term;
+};
+
+/*
+ * The answer to one operation. Allocated by the library; release it with
+ * cairn_result_free(). All pointers inside live as long as the result.
+ */
+struct cairn_result {
+	int err;            /* CAIRN_OK or a CAIRN_E* code */
+	const char *errmsg; /* NULL when err == 0 */
+	int type;           /* the op type answered */
+	struct cairn_header header;
+	/* RANGE */
+	struct cairn_kv *kvs;
+	size_t n_kvs;
+	bool more;
+	int64_t count;
+	/* PUT, DELETE: previous pairs when prev_kv was asked */
+	struct cairn_kv *prev_kvs;
+	size_t n_prev_kvs;
+	int64_t deleted;
+	/* TXN: which branch ran and one result per operation of it */
+	bool succeeded;
+	struct cairn_result *responses;
+	size_t n_responses;
+	/* STATUS */
+	struct cairn_status status;
+	/* MEMBERS */
+	struct cairn_member *members;
+	size_t n_members;
+	/* Set when the store recognized a retried write that it had already applied:
+	 * header.revision is the revision it was applied at; prev_kvs are absent. */
+	bool duplicate;
+};
+
+CAIRN_API void cairn_result_free(struct cairn_result *res);
+
+/* Client options. Zero values select the defaults noted. */
+struct cairn_options {
+	unsigned dial_timeout_ms;    /* per connection attempt; default 2000 */
+	unsigned request_timeout_ms; /* whole request, retries included; default 10000 */
+	bool no_redirect; /* talk only to the first endpoint; never follow the leader
+	                     (for per-member status) */
+};
+
+typedef struct cairn_client cairn_client;
+
+/*
+ * Opens a sync client on a comma-separated endpoint list ("host:port,...").
+ * Does not connect until the first request. On error *out is NULL and, if
+ * errbuf is given, it holds a message.
+ */
+CAIRN_API int cairn_open(cairn_client **out, const char *endpoints,
+                         const struct cairn_options *opts, char *errbuf,
+                         size_t errbuf_len);
+
+/* Closes a sync or async client. Async: callbacks of requests still pending fire
+ * with CAIRN_ECANCELED before this returns; the handles are released once the
+ * loop runs. */
+CAIRN_API void cairn_close(cairn_client *c);
+
+/* The message of the last failed sync call. */
+CAIRN_API const char *cairn_errmsg(const cairn_client *c);
+
+/*
+ * Sync: performs op and stores its answer in *out (free it with
+ * cairn_result_free). Returns 0 on success or the CAIRN_E* code of the failure,
+ * in which case *out is NULL and cairn_errmsg() says why.
+ */
+CAIRN_API int cairn_do(cairn_client *c, const struct cairn_op *op,
+                       struct cairn_result **out);
+
+/* Sync conveniences over cairn_do(). */
+CAIRN_API int cairn_put(cairn_client *c, const void *key, size_t key_len,
+                        const void *value, size_t value_len,
+                        struct cairn_result **out);
+CAIRN_API int cairn_get(cairn_client *c, const void *key, size_t key_len,
+                        struct cairn_result **out);
+CAIRN_API int cairn_delete(cairn_client *c, const void *key, size_t key_len,
+                           struct cairn_result **out);
+
+/* Async. loop is borrowed and must outlive the client. */
+struct uv_loop_s;
+CAIRN_API int cairn_open_async(cairn_client **out, struct uv_loop_s *loop,
+                               const char *endpoints,
+                               const struct cairn_options *opts, char *errbuf,
+                               size_t errbuf_len);
+
+/* Fires once per accepted submit with the answer; res belongs to the callee,
+ * who frees it with cairn_result_free(). res->err carries any failure. */
+typedef void (*cairn_cb)(cairn_client *c, struct cairn_result *res, void *arg);
+
+/* Queues op (copied). Returns 0 and the callback will fire exactly once, or an
+ * error code and it never fires. */
+CAIRN_API int cairn_submit(cairn_client *c, const struct cairn_op *op,
+                           cairn_cb cb, void *arg);
+
+/* Writes into end (of at least key_len bytes) the end of the range holding
+ * every key that starts with key; returns its length. A prefix of only 0xff
+ * bytes (or empty) gives the end "\0" (every key >= key), length 1. */
+CAIRN_API size_t cairn_prefix_end(const void *key, size_t key_len, uint8_t *end);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* CAIRN_H */

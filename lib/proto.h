@@ -1,0 +1,158 @@
+/*
+ * proto: cairn's native wire protocol, declared once for the client and the store.
+ *
+ * A frame is a 4-byte big-endian payload length, then one MessagePack map (the
+ * payload). A connection opens with a HELLO request naming the protocol version;
+ * the store answers with its own HELLO (version, member id, leader id) or with
+ * CAIRN_EVERSION and closes. After that the client sends requests, each with an
+ * id of its choosing, and may keep many in flight; answers carry the request's
+ * id and may come in any order.
+ *
+ * Request map keys (absent = zero/false/empty):
+ *   id  uint  request id          op  uint  PROTO_OP_*
+ *   k   bin   key                 e   bin   range end      v  bin  value
+ *   l   int   lease               pkv bool  prev_kv
+ *   rev int   read revision       lim int   limit
+ *   ser bool  serializable        ko  bool  keys_only      co bool count_only
+ *   cid uint  client id           seq uint  write sequence number
+ *   ack uint  lowest sequence number the client still waits on
+ *   cmp array of compare maps {k, t: target, r: result, v: bin, n: int}
+ *   s   array of op maps (success branch: op + the fields above, no id)
+ *   f   array of op maps (failure branch)
+ *   ver uint  protocol version (HELLO)
+ *
+ * Response map keys:
+ *   id, op  as the request        err uint  CAIRN_E* (absent = success)
+ *   msg str   error message       ldr uint  leader id (HELLO, ENOTLEADER)
+ *   h   map   header {m: member id, r: revision, t: raft term}
+ *   kvs array of kv               more bool   cnt int     (RANGE)
+ *   pkvs array of kv              del int                 (PUT, DELETE)
+ *   ok  bool  txn succeeded       rs array of op responses (TXN, each {op,...})
+ *   dup bool  retried write already applied
+ *   st  map   status {id, ldr, term, idx, app, rev, crev, keys, size, name, ver}
+ *   ms  array of members {id, peer, cli, voter, ldr}
+ *   ver uint, mid uint, name str  (HELLO)
+ * A kv is an array [key bin, value bin|nil, create_rev, mod_rev, version, lease].
+ *
+ * Limits: a request frame is at most PROTO_REQ_FRAME_MAX bytes; an answer at
+ * most PROTO_RESP_FRAME_MAX. A transaction has at most PROTO_MAX_TXN_OPS
+ * compares and as many operations per branch.
+ */
+#ifndef CAIRN_PROTO_H
+#define CAIRN_PROTO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "mp.h"
+
+#define PROTO_VERSION 1
+#define PROTO_REQ_FRAME_MAX (4u << 20)
+#define PROTO_RESP_FRAME_MAX (256u << 20)
+#define PROTO_MAX_TXN_OPS 128
+#define PROTO_MAX_KEY (64u << 10)
+
+/* X(name, code, is_write): one table of operations. */
+#define PROTO_OPS(X)                                                         \
+	X(HELLO, 0, false)                                                   \
+	X(RANGE, 1, false)                                                   \
+	X(PUT, 2, true)                                                      \
+	X(DELETE, 3, true)                                                   \
+	X(TXN, 4, true)                                                      \
+	X(STATUS, 5, false)                                                  \
+	X(MEMBERS, 6, false)
+
+enum proto_op {
+#define PROTO__OP_ENUM(name, code, w) PROTO_OP_##name = code,
+	PROTO_OPS(PROTO__OP_ENUM)
+#undef PROTO__OP_ENUM
+	PROTO_OP_MAX
+};
+
+/* "range", "put"...; NULL for an unknown code. */
+const char *proto_op_name(unsigned op);
+/* True for operations that go through the Raft log. */
+bool proto_op_is_write(unsigned op);
+
+struct proto_compare {
+	const uint8_t *key;
+	uint32_t key_len;
+	uint8_t target; /* enum cairn_cmp_target */
+	uint8_t result; /* enum cairn_cmp_result */
+	const uint8_t *value;
+	uint32_t value_len;
+	int64_t number;
+};
+
+/*
+ * A decoded request. Byte pointers point into the decoded frame, which must
+ * outlive the request; the compare and branch arrays are allocated and released
+ * by proto_req_free().
+ */
+struct proto_req {
+	uint64_t id;
+	unsigned op;
+	const uint8_t *key;
+	const uint8_t *end;
+	const uint8_t *value;
+	uint32_t key_len;
+	uint32_t end_len;
+	uint32_t value_len;
+	int64_t lease;
+	int64_t revision;
+	int64_t limit;
+	bool prev_kv;
+	bool serializable;
+	bool keys_only;
+	bool count_only;
+	uint64_t client_id;
+	uint64_t seq;
+	uint64_t ack;
+	uint64_t version;
+	struct proto_compare *cmp;
+	uint32_t n_cmp;
+	struct proto_req *succ;
+	uint32_t n_succ;
+	struct proto_req *fail;
+	uint32_t n_fail;
+};
+
+/*
+ * Decodes one request payload (top level: has id and op). Checks every type and
+ * size, the op code, the limits above; on failure returns CAIRN_EPROTO (or
+ * CAIRN_ETOOMANYOPS, CAIRN_EINVAL) with a message in errbuf, and req holds
+ * nothing to free. req->id is set as soon as it was read, so an error answer
+ * can name the request.
+ */
+int proto_decode_req(const uint8_t *p, size_t len, struct proto_req *req,
+                     char *errbuf, size_t errlen);
+void proto_req_free(struct proto_req *req);
+
+/* Writes a kv array. value NULL writes nil (keys_only). */
+void proto_put_kv(struct mp_writer *w, const uint8_t *key, size_t key_len,
+                  const uint8_t *value, size_t value_len, int64_t create_rev,
+                  int64_t mod_rev, int64_t version, int64_t lease);
+
+/* Frames: the payload length as 4 big-endian bytes. */
+static inline void proto_put_len(uint8_t out[4], uint32_t len)
+{
+	out[0] = (uint8_t)(len >> 24);
+	out[1] = (uint8_t)(len >> 16);
+	out[2] = (uint8_t)(len >> 8);
+	out[3] = (uint8_t)len;
+}
+
+static inline uint32_t proto_get_len(const uint8_t in[4])
+{
+	return (uint32_t)in[0] << 24 | (uint32_t)in[1] << 16 |
+	       (uint32_t)in[2] << 8 | in[3];
+}
+
+/* Starts a frame in b: reserves the 4 length bytes; returns their offset. */
+size_t proto_frame_begin(struct buf *b);
+/* Fills in the length of the frame begun at off. Returns 0 or CAIRN_ETOOBIG
+ * when the payload exceeds max (the frame is then removed from b). */
+int proto_frame_end(struct buf *b, size_t off, uint32_t max);
+
+#endif

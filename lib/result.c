@@ -1,0 +1,628 @@
+/*
+ * result: decoding of the store's answers into struct cairn_result (result.h).
+ *
+ * The happy path: result_decode() allocates a box (hidden header + result),
+ * walks the answer map once, and copies every byte string into the box's arena
+ * as it goes. Arrays (kvs, members, a transaction's responses) are sized from
+ * their msgpack count, which the reader has already checked against the bytes
+ * left, so a hostile count cannot ask for more memory than a small multiple of
+ * the frame. Any malformed field stops the walk with CAIRN_EPROTO and a message
+ * naming the field; the box is then released whole.
+ */
+#include "result.h"
+
+#include <stdalign.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mp.h"
+#include "proto.h"
+
+#define CHUNK_MIN 4096u
+#define CHUNK_MAX (1u << 20)
+#define ARENA_ALIGN alignof(max_align_t)
+/* The smallest encoded kv: fixarray, empty bin, nil, four fixints. */
+#define KV_MIN_BYTES 7u
+
+struct chunk {
+	struct chunk *next;
+	size_t used;
+	size_t cap;
+	max_align_t data[];
+};
+
+/* A result and the arena holding everything it points to. */
+struct box {
+	struct chunk *chunks;
+	size_t next_cap;
+	bool is_static;
+	struct cairn_result res;
+};
+
+static struct box oom_box = {
+	.is_static = true,
+	.res = {.err = CAIRN_ENOMEM, .errmsg = "out of memory"},
+};
+
+static struct box *box_of(struct cairn_result *res)
+{
+	return (struct box *)(void *)((char *)res - offsetof(struct box, res));
+}
+
+static struct box *box_new(void)
+{
+	struct box *b = calloc(1, sizeof *b);
+
+	if (b != NULL)
+		b->next_cap = CHUNK_MIN;
+	return b;
+}
+
+static void box_free(struct box *b)
+{
+	struct chunk *ch;
+
+	if (b == NULL || b->is_static)
+		return;
+	while ((ch = b->chunks) != NULL) {
+		b->chunks = ch->next;
+		free(ch);
+	}
+	free(b);
+}
+
+void cairn_result_free(struct cairn_result *res)
+{
+	if (res != NULL)
+		box_free(box_of(res));
+}
+
+/* A new chunk of at least need bytes. Big ones go behind the current chunk so
+ * the room left in it stays in use. */
+static struct chunk *chunk_new(struct box *b, size_t need)
+{
+	size_t cap = need > b->next_cap ? need : b->next_cap;
+	struct chunk *ch;
+
+	if (cap > SIZE_MAX - sizeof *ch)
+		return NULL;
+	ch = malloc(sizeof *ch + cap);
+	if (ch == NULL)
+		return NULL;
+	ch->used = 0;
+	ch->cap = cap;
+	if (b->chunks != NULL && need > b->next_cap) {
+		ch->next = b->chunks->next;
+		b->chunks->next = ch;
+		return ch;
+	}
+	ch->next = b->chunks;
+	b->chunks = ch;
+	if (b->next_cap < CHUNK_MAX)
+		b->next_cap *= 2;
+	return ch;
+}
+
+static void *arena_alloc(struct box *b, size_t size)
+{
+	struct chunk *ch = b->chunks;
+	size_t need;
+	void *p;
+
+	if (size > SIZE_MAX - ARENA_ALIGN)
+		return NULL;
+	need = (size + ARENA_ALIGN - 1) & ~(ARENA_ALIGN - 1);
+	if (ch == NULL || ch->cap - ch->used < need) {
+		ch = chunk_new(b, need);
+		if (ch == NULL)
+			return NULL;
+	}
+	p = (char *)ch->data + ch->used;
+	ch->used += need;
+	return p;
+}
+
+/* Zeroed room for n elements of size bytes each. */
+static void *arena_array(struct box *b, size_t n, size_t size)
+{
+	void *p;
+
+	if (n == 0)
+		return NULL;
+	if (n > SIZE_MAX / size)
+		return NULL;
+	p = arena_alloc(b, n * size);
+	if (p != NULL)
+		memset(p, 0, n * size);
+	return p;
+}
+
+/* A copy of len bytes followed by a NUL; never NULL unless out of memory. */
+static char *arena_dup(struct box *b, const void *p, size_t len)
+{
+	char *q;
+
+	if (len == SIZE_MAX)
+		return NULL;
+	q = arena_alloc(b, len + 1);
+	if (q == NULL)
+		return NULL;
+	if (len > 0)
+		memcpy(q, p, len);
+	q[len] = '\0';
+	return q;
+}
+
+/* ---- decoding ------------------------------------------------------------ */
+
+struct dec {
+	struct mp_reader r;
+	struct box *box;
+	char *errbuf;
+	size_t errlen;
+	int err;
+};
+
+static bool fail(struct dec *d, int code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static bool fail(struct dec *d, int code, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (d->err != 0)
+		return false; /* the first message is the precise one */
+	d->err = code;
+	if (d->errbuf != NULL && d->errlen > 0) {
+		va_start(ap, fmt);
+		vsnprintf(d->errbuf, d->errlen, fmt, ap);
+		va_end(ap);
+	}
+	return false;
+}
+
+static bool nomem(struct dec *d)
+{
+	return fail(d, CAIRN_ENOMEM, "out of memory decoding an answer");
+}
+
+static bool get_uint(struct dec *d, const char *field, uint64_t *v)
+{
+	if (!mp_read_uint(&d->r, v))
+		return fail(d, CAIRN_EPROTO,
+		            "answer field '%s': expected an unsigned integer",
+		            field);
+	return true;
+}
+
+static bool get_int(struct dec *d, const char *field, int64_t *v)
+{
+	if (!mp_read_int(&d->r, v))
+		return fail(d, CAIRN_EPROTO,
+		            "answer field '%s': expected an integer", field);
+	return true;
+}
+
+static bool get_bool(struct dec *d, const char *field, bool *v)
+{
+	if (!mp_read_bool(&d->r, v))
+		return fail(d, CAIRN_EPROTO,
+		            "answer field '%s': expected a boolean", field);
+	return true;
+}
+
+/* Bytes copied into the arena (NUL-terminated). */
+static bool get_bytes(struct dec *d, const char *field, const uint8_t **out,
+                      size_t *out_len)
+{
+	const uint8_t *p;
+	uint32_t len;
+	char *q;
+
+	if (!mp_read_bytes(&d->r, &p, &len))
+		return fail(d, CAIRN_EPROTO,
+		            "answer field '%s': expected bytes", field);
+	q = arena_dup(d->box, p, len);
+	if (q == NULL)
+		return nomem(d);
+	*out = (const uint8_t *)q;
+	if (out_len != NULL)
+		*out_len = len;
+	return true;
+}
+
+static bool get_str(struct dec *d, const char *field, const char **out)
+{
+	const uint8_t *p;
+
+	if (!get_bytes(d, field, &p, NULL))
+		return false;
+	*out = (const char *)p;
+	return true;
+}
+
+/* A kv: [key, value|nil, create_rev, mod_rev, version, lease, ...more]. */
+static bool get_kv(struct dec *d, struct cairn_kv *kv)
+{
+	uint32_t n;
+
+	if (!mp_read_array(&d->r, &n) || n < 6)
+		return fail(d, CAIRN_EPROTO,
+		            "answer kv: expected an array of at least 6");
+	if (!get_bytes(d, "kv.key", &kv->key, &kv->key_len))
+		return false;
+	if (mp_peek(&d->r) == MP_NIL) {
+		mp_read_nil(&d->r);
+		kv->value = NULL;
+		kv->value_len = 0;
+	} else if (!get_bytes(d, "kv.value", &kv->value, &kv->value_len)) {
+		return false;
+	}
+	if (!get_int(d, "kv.create_rev", &kv->create_revision) ||
+	    !get_int(d, "kv.mod_rev", &kv->mod_revision) ||
+	    !get_int(d, "kv.version", &kv->version) ||
+	    !get_int(d, "kv.lease", &kv->lease))
+		return false;
+	for (n -= 6; n > 0; n--)
+		if (!mp_skip(&d->r))
+			return fail(d, CAIRN_EPROTO, "answer kv: malformed");
+	return true;
+}
+
+static bool get_kvs(struct dec *d, const char *field, struct cairn_kv **kvs,
+                    size_t *n_kvs)
+{
+	uint32_t n;
+	uint32_t i;
+
+	if (!mp_read_array(&d->r, &n))
+		return fail(d, CAIRN_EPROTO,
+		            "answer field '%s': expected an array", field);
+	if ((size_t)n * KV_MIN_BYTES > mp_left(&d->r))
+		return fail(d, CAIRN_EPROTO,
+		            "answer field '%s': %u kvs cannot fit in the frame",
+		            field, n);
+	*kvs = arena_array(d->box, n, sizeof **kvs);
+	if (n > 0 && *kvs == NULL)
+		return nomem(d);
+	*n_kvs = n;
+	for (i = 0; i < n; i++)
+		if (!get_kv(d, &(*kvs)[i]))
+			return false;
+	return true;
+}
+
+/* Reads the next key of a map. */
+static bool get_key(struct dec *d, const char *where, const char **k,
+                    uint32_t *klen)
+{
+	if (!mp_read_str(&d->r, k, klen))
+		return fail(d, CAIRN_EPROTO, "answer %s: map key is not a string",
+		            where);
+	return true;
+}
+
+/* Skips a field this version does not know; false if it is malformed. */
+static bool skip_field(struct dec *d, const char *where)
+{
+	if (!mp_skip(&d->r))
+		return fail(d, CAIRN_EPROTO, "answer %s: malformed value", where);
+	return true;
+}
+
+static bool get_header(struct dec *d, struct cairn_header *h)
+{
+	const char *k;
+	uint32_t klen;
+	uint32_t n;
+	bool ok = true;
+
+	if (!mp_read_map(&d->r, &n))
+		return fail(d, CAIRN_EPROTO, "answer field 'h': expected a map");
+	while (ok && n-- > 0) {
+		if (!get_key(d, "header", &k, &klen))
+			return false;
+		if (MP_KEY_IS(k, klen, "m"))
+			ok = get_uint(d, "h.m", &h->member_id);
+		else if (MP_KEY_IS(k, klen, "r"))
+			ok = get_int(d, "h.r", &h->revision);
+		else if (MP_KEY_IS(k, klen, "t"))
+			ok = get_uint(d, "h.t", &h->raft_term);
+		else
+			ok = skip_field(d, "header");
+	}
+	return ok;
+}
+
+static bool status_field(struct dec *d, struct cairn_status *st, const char *k,
+                         uint32_t klen)
+{
+	if (MP_KEY_IS(k, klen, "id"))
+		return get_uint(d, "st.id", &st->member_id);
+	if (MP_KEY_IS(k, klen, "ldr"))
+		return get_uint(d, "st.ldr", &st->leader_id);
+	if (MP_KEY_IS(k, klen, "term"))
+		return get_uint(d, "st.term", &st->raft_term);
+	if (MP_KEY_IS(k, klen, "idx"))
+		return get_uint(d, "st.idx", &st->raft_index);
+	if (MP_KEY_IS(k, klen, "app"))
+		return get_uint(d, "st.app", &st->raft_applied);
+	if (MP_KEY_IS(k, klen, "rev"))
+		return get_int(d, "st.rev", &st->revision);
+	if (MP_KEY_IS(k, klen, "crev"))
+		return get_int(d, "st.crev", &st->compact_revision);
+	if (MP_KEY_IS(k, klen, "keys"))
+		return get_uint(d, "st.keys", &st->keys);
+	if (MP_KEY_IS(k, klen, "size"))
+		return get_uint(d, "st.size", &st->db_size);
+	if (MP_KEY_IS(k, klen, "name"))
+		return get_str(d, "st.name", &st->name);
+	if (MP_KEY_IS(k, klen, "ver"))
+		return get_str(d, "st.ver", &st->version);
+	return skip_field(d, "status");
+}
+
+static bool get_status(struct dec *d, struct cairn_status *st)
+{
+	const char *k;
+	uint32_t klen;
+	uint32_t n;
+
+	if (!mp_read_map(&d->r, &n))
+		return fail(d, CAIRN_EPROTO, "answer field 'st': expected a map");
+	while (n-- > 0) {
+		if (!get_key(d, "status", &k, &klen))
+			return false;
+		if (mp_peek(&d->r) == MP_NIL)
+			mp_read_nil(&d->r);
+		else if (!status_field(d, st, k, klen))
+			return false;
+	}
+	return true;
+}
+
+static bool member_field(struct dec *d, struct cairn_member *m, const char *k,
+                         uint32_t klen)
+{
+	if (MP_KEY_IS(k, klen, "id"))
+		return get_uint(d, "ms.id", &m->id);
+	if (MP_KEY_IS(k, klen, "peer"))
+		return get_str(d, "ms.peer", &m->peer_address);
+	if (MP_KEY_IS(k, klen, "cli"))
+		return get_str(d, "ms.cli", &m->client_address);
+	if (MP_KEY_IS(k, klen, "voter"))
+		return get_bool(d, "ms.voter", &m->voter);
+	if (MP_KEY_IS(k, klen, "ldr"))
+		return get_bool(d, "ms.ldr", &m->leader);
+	return skip_field(d, "member");
+}
+
+static bool get_member(struct dec *d, struct cairn_member *m)
+{
+	const char *k;
+	uint32_t klen;
+	uint32_t n;
+
+	if (!mp_read_map(&d->r, &n))
+		return fail(d, CAIRN_EPROTO, "answer member: expected a map");
+	while (n-- > 0) {
+		if (!get_key(d, "member", &k, &klen))
+			return false;
+		if (mp_peek(&d->r) == MP_NIL)
+			mp_read_nil(&d->r);
+		else if (!member_field(d, m, k, klen))
+			return false;
+	}
+	if (m->peer_address == NULL)
+		m->peer_address = "";
+	return true;
+}
+
+static bool get_members(struct dec *d, struct cairn_result *res)
+{
+	uint32_t n;
+	uint32_t i;
+
+	if (!mp_read_array(&d->r, &n))
+		return fail(d, CAIRN_EPROTO, "answer field 'ms': expected an array");
+	res->members = arena_array(d->box, n, sizeof *res->members);
+	if (n > 0 && res->members == NULL)
+		return nomem(d);
+	res->n_members = n;
+	for (i = 0; i < n; i++)
+		if (!get_member(d, &res->members[i]))
+			return false;
+	return true;
+}
+
+static bool get_body(struct dec *d, struct cairn_result *res,
+                     struct result_env *env, unsigned depth);
+
+/* "rs": one nested answer per operation of the branch that ran. */
+static bool get_responses(struct dec *d, struct cairn_result *res,
+                          unsigned depth)
+{
+	uint32_t n;
+	uint32_t i;
+
+	if (depth > 0)
+		return fail(d, CAIRN_EPROTO, "answer: nested transaction answer");
+	if (!mp_read_array(&d->r, &n))
+		return fail(d, CAIRN_EPROTO, "answer field 'rs': expected an array");
+	res->responses = arena_array(d->box, n, sizeof *res->responses);
+	if (n > 0 && res->responses == NULL)
+		return nomem(d);
+	res->n_responses = n;
+	for (i = 0; i < n; i++)
+		if (!get_body(d, &res->responses[i], NULL, depth + 1))
+			return false;
+	return true;
+}
+
+/* Routing fields; only at the top level. Returns 1 if k was one, 0 if not,
+ * -1 on a malformed value. */
+static int env_field(struct dec *d, struct result_env *env, const char *k,
+                     uint32_t klen)
+{
+	uint64_t u;
+	const uint8_t *p;
+	bool ok;
+
+	if (MP_KEY_IS(k, klen, "id")) {
+		ok = get_uint(d, "id", &env->id);
+		env->has_id = ok;
+	} else if (MP_KEY_IS(k, klen, "err")) {
+		ok = get_uint(d, "err", &u);
+		env->err = u > CAIRN_ERROR_MAX ? CAIRN_ERROR_MAX : (int)u;
+	} else if (MP_KEY_IS(k, klen, "msg")) {
+		ok = mp_read_bytes(&d->r, &p, &env->msg_len) ||
+		     fail(d, CAIRN_EPROTO, "answer field 'msg': expected a string");
+		env->msg = ok ? (const char *)p : NULL;
+	} else if (MP_KEY_IS(k, klen, "ldr")) {
+		ok = get_uint(d, "ldr", &env->leader);
+	} else if (MP_KEY_IS(k, klen, "mid")) {
+		ok = get_uint(d, "mid", &env->member);
+	} else if (MP_KEY_IS(k, klen, "ver")) {
+		ok = get_uint(d, "ver", &env->version);
+	} else {
+		return 0;
+	}
+	return ok ? 1 : -1;
+}
+
+static bool body_field(struct dec *d, struct cairn_result *res, const char *k,
+                       uint32_t klen, unsigned depth)
+{
+	uint64_t u;
+
+	if (MP_KEY_IS(k, klen, "op")) {
+		if (!get_uint(d, "op", &u))
+			return false;
+		res->type = u < PROTO_OP_MAX ? (int)u : 0;
+		return true;
+	}
+	if (MP_KEY_IS(k, klen, "h"))
+		return get_header(d, &res->header);
+	if (MP_KEY_IS(k, klen, "kvs"))
+		return get_kvs(d, "kvs", &res->kvs, &res->n_kvs);
+	if (MP_KEY_IS(k, klen, "more"))
+		return get_bool(d, "more", &res->more);
+	if (MP_KEY_IS(k, klen, "cnt"))
+		return get_int(d, "cnt", &res->count);
+	if (MP_KEY_IS(k, klen, "pkvs"))
+		return get_kvs(d, "pkvs", &res->prev_kvs, &res->n_prev_kvs);
+	if (MP_KEY_IS(k, klen, "del"))
+		return get_int(d, "del", &res->deleted);
+	if (MP_KEY_IS(k, klen, "ok"))
+		return get_bool(d, "ok", &res->succeeded);
+	if (MP_KEY_IS(k, klen, "dup"))
+		return get_bool(d, "dup", &res->duplicate);
+	if (MP_KEY_IS(k, klen, "rs"))
+		return get_responses(d, res, depth);
+	if (MP_KEY_IS(k, klen, "st"))
+		return get_status(d, &res->status);
+	if (MP_KEY_IS(k, klen, "ms"))
+		return get_members(d, res);
+	return skip_field(d, "map");
+}
+
+static bool get_body(struct dec *d, struct cairn_result *res,
+                     struct result_env *env, unsigned depth)
+{
+	const char *k;
+	uint32_t klen;
+	uint32_t n;
+	int rv;
+
+	if (!mp_read_map(&d->r, &n))
+		return fail(d, CAIRN_EPROTO, "answer: expected a map");
+	while (n-- > 0) {
+		if (!get_key(d, "map", &k, &klen))
+			return false;
+		if (mp_peek(&d->r) == MP_NIL) { /* nil reads as absent */
+			mp_read_nil(&d->r);
+			continue;
+		}
+		rv = env != NULL ? env_field(d, env, k, klen) : 0;
+		if (rv < 0)
+			return false;
+		if (rv == 0 && !body_field(d, res, k, klen, depth))
+			return false;
+	}
+	return true;
+}
+
+/* After the walk: error text, and the top header for nested answers. */
+static int finish(struct dec *d, struct cairn_result *res,
+                  const struct result_env *env)
+{
+	size_t i;
+
+	res->err = env->err;
+	if (res->err != 0 && env->msg != NULL && env->msg_len > 0) {
+		res->errmsg = arena_dup(d->box, env->msg, env->msg_len);
+		if (res->errmsg == NULL)
+			return CAIRN_ENOMEM;
+	} else if (res->err != 0) {
+		res->errmsg = cairn_strerror(res->err);
+	}
+	for (i = 0; i < res->n_responses; i++)
+		if (res->responses[i].header.member_id == 0)
+			res->responses[i].header = res->header;
+	return 0;
+}
+
+int result_decode(const uint8_t *payload, size_t len, struct result_env *env,
+                  struct cairn_result **out, char *errbuf, size_t errlen)
+{
+	struct dec d;
+
+	memset(env, 0, sizeof *env);
+	*out = NULL;
+	mp_reader_init(&d.r, payload, len);
+	d.errbuf = errbuf;
+	d.errlen = errlen;
+	d.err = 0;
+	d.box = box_new();
+	if (d.box == NULL)
+		return CAIRN_ENOMEM;
+	if (get_body(&d, &d.box->res, env, 0) && mp_left(&d.r) != 0)
+		fail(&d, CAIRN_EPROTO, "answer: %zu trailing bytes", mp_left(&d.r));
+	env->op = (unsigned)d.box->res.type;
+	if (d.err == 0)
+		d.err = finish(&d, &d.box->res, env);
+	if (d.err != 0) {
+		box_free(d.box);
+		return d.err;
+	}
+	*out = &d.box->res;
+	return 0;
+}
+
+struct cairn_result *result_error(int type, int err, const char *fmt, ...)
+{
+	struct box *b = box_new();
+	va_list ap;
+	char *msg;
+	int n;
+
+	if (b == NULL)
+		return &oom_box.res;
+	va_start(ap, fmt);
+	n = vsnprintf(NULL, 0, fmt, ap);
+	va_end(ap);
+	msg = n >= 0 ? arena_alloc(b, (size_t)n + 1) : NULL;
+	if (msg == NULL) {
+		box_free(b);
+		return &oom_box.res;
+	}
+	va_start(ap, fmt);
+	vsnprintf(msg, (size_t)n + 1, fmt, ap);
+	va_end(ap);
+	b->res.type = type;
+	b->res.err = err;
+	b->res.errmsg = msg;
+	return &b->res;
+}

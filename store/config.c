@@ -1,0 +1,431 @@
+/*
+ * config: cairn-store's flags and config file (see config.h).
+ *
+ * One table names every setting once; the flag parser (getopt_long) and the
+ * config file reader both go through it, so a setting has one spelling, one
+ * check and one error message wherever it comes from.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cairn.h"
+#include "log.h"
+
+enum { OPT_BOOL = 0, OPT_ARG = 1 };
+
+struct setting {
+	const char *name;
+	int has_arg;
+	const char *arg;
+	const char *help;
+	int (*set)(struct config *cfg, const char *v, char *err, size_t len);
+};
+
+static int parse_uint(const char *v, unsigned long long max,
+                      unsigned long long *out)
+{
+	char *end;
+
+	if (*v == '\0' || *v == '-')
+		return -1;
+	errno = 0;
+	*out = strtoull(v, &end, 10);
+	if (errno != 0 || *end != '\0' || *out > max)
+		return -1;
+	return 0;
+}
+
+static int copy_str(char *dst, size_t cap, const char *v, const char *what,
+                    char *err, size_t len)
+{
+	if (strlen(v) >= cap || *v == '\0') {
+		snprintf(err, len, "%s: must be 1 to %zu characters", what, cap - 1);
+		return -1;
+	}
+	memcpy(dst, v, strlen(v) + 1);
+	return 0;
+}
+
+/* host:port with an IPv4 literal host, as raft_uv_tcp and the server accept. */
+static int check_addr(const char *v, const char *what, char *err, size_t len)
+{
+	unsigned a, b, c, d, port;
+	char tail;
+
+	if (sscanf(v, "%u.%u.%u.%u:%u%c", &a, &b, &c, &d, &port, &tail) != 5 ||
+	    a > 255 || b > 255 || c > 255 || d > 255 || port == 0 || port > 65535) {
+		snprintf(err, len,
+		         "%s: '%s' is not an IPv4 address and port like 127.0.0.1:2379",
+		         what, v);
+		return -1;
+	}
+	return 0;
+}
+
+static int set_id(struct config *cfg, const char *v, char *err, size_t len)
+{
+	unsigned long long id;
+
+	if (parse_uint(v, UINT64_MAX, &id) != 0 || id == 0) {
+		snprintf(err, len, "--id: '%s' is not a positive integer", v);
+		return -1;
+	}
+	cfg->id = id;
+	return 0;
+}
+
+static int set_name(struct config *cfg, const char *v, char *err, size_t len)
+{
+	return copy_str(cfg->name, sizeof cfg->name, v, "--name", err, len);
+}
+
+static int set_data_dir(struct config *cfg, const char *v, char *err, size_t len)
+{
+	return copy_str(cfg->data_dir, sizeof cfg->data_dir, v, "--data-dir", err,
+	                len);
+}
+
+static int set_listen_client(struct config *cfg, const char *v, char *err,
+                             size_t len)
+{
+	if (check_addr(v, "--listen-client", err, len) != 0)
+		return -1;
+	return copy_str(cfg->listen_client, sizeof cfg->listen_client, v,
+	                "--listen-client", err, len);
+}
+
+static int set_listen_peer(struct config *cfg, const char *v, char *err,
+                           size_t len)
+{
+	if (check_addr(v, "--listen-peer", err, len) != 0)
+		return -1;
+	return copy_str(cfg->listen_peer, sizeof cfg->listen_peer, v,
+	                "--listen-peer", err, len);
+}
+
+static int set_cluster(struct config *cfg, const char *v, char *err, size_t len)
+{
+	return config_parse_cluster(cfg, v, err, len);
+}
+
+static int set_ms(unsigned *dst, const char *what, unsigned min, unsigned max,
+                  const char *v, char *err, size_t len)
+{
+	unsigned long long n;
+
+	if (parse_uint(v, max, &n) != 0 || n < min) {
+		snprintf(err, len, "%s: '%s' is not a number from %u to %u", what, v,
+		         min, max);
+		return -1;
+	}
+	*dst = (unsigned)n;
+	return 0;
+}
+
+static int set_election(struct config *cfg, const char *v, char *err, size_t len)
+{
+	return set_ms(&cfg->election_timeout_ms, "--election-timeout", 50, 60000,
+	              v, err, len);
+}
+
+static int set_heartbeat(struct config *cfg, const char *v, char *err,
+                         size_t len)
+{
+	return set_ms(&cfg->heartbeat_ms, "--heartbeat-interval", 5, 10000, v, err,
+	              len);
+}
+
+static int set_snapshot(struct config *cfg, const char *v, char *err, size_t len)
+{
+	return set_ms(&cfg->snapshot_threshold, "--snapshot-count", 16, 100000000,
+	              v, err, len);
+}
+
+static int set_log_level(struct config *cfg, const char *v, char *err,
+                         size_t len)
+{
+	int level = log_parse_level(v);
+
+	if (level < 0) {
+		snprintf(err, len, "--log-level: '%s' is not error, warn, info or debug",
+		         v);
+		return -1;
+	}
+	cfg->log_level = level;
+	return 0;
+}
+
+static const struct setting settings[] = {
+	{"id", OPT_ARG, "N", "this member's id, a positive integer (required)", set_id},
+	{"name", OPT_ARG, "NAME", "a human-readable name (default member-ID)", set_name},
+	{"data-dir", OPT_ARG, "DIR", "where the Raft log and snapshots live (default ./cairn-ID.data)", set_data_dir},
+	{"listen-client", OPT_ARG, "IP:PORT", "address for clients (default 127.0.0.1:2379)", set_listen_client},
+	{"listen-peer", OPT_ARG, "IP:PORT", "address for Raft peers (default: this member's entry in --initial-cluster, else 127.0.0.1:2380)", set_listen_peer},
+	{"initial-cluster", OPT_ARG, "ID=IP:PORT,...", "the members to bootstrap a new cluster with (peer addresses); ignored once the data directory holds state (default: this member alone)", set_cluster},
+	{"election-timeout", OPT_ARG, "MS", "Raft election timeout (default 400)", set_election},
+	{"heartbeat-interval", OPT_ARG, "MS", "Raft heartbeat interval (default 40)", set_heartbeat},
+	{"snapshot-count", OPT_ARG, "N", "applied entries between snapshots (default 16384)", set_snapshot},
+	{"log-level", OPT_ARG, "LEVEL", "error, warn, info or debug (default info)", set_log_level},
+};
+#define N_SETTINGS (sizeof settings / sizeof settings[0])
+
+void config_usage(FILE *out)
+{
+	size_t i;
+
+	fprintf(out,
+	        "Usage: cairn-store [OPTIONS]\n"
+	        "A member of a cairn cluster: a Raft-replicated, strongly consistent\n"
+	        "key-value store.\n\nOptions:\n");
+	for (i = 0; i < N_SETTINGS; i++)
+		fprintf(out, "  --%s %s\n      %s\n", settings[i].name, settings[i].arg,
+		        settings[i].help);
+	fprintf(out,
+	        "  --config FILE\n      read settings from FILE (name = value lines,"
+	        " names as the flags above)\n"
+	        "  -v, --verbose\n      same as --log-level debug\n"
+	        "  -h, --help\n      this text\n"
+	        "  --version\n      print the version and exit\n\n"
+	        "Example, member 1 of 3:\n"
+	        "  cairn-store --id 1 --data-dir /var/lib/cairn --listen-client "
+	        "10.0.0.1:2379 \\\n"
+	        "    --initial-cluster 1=10.0.0.1:2380,2=10.0.0.2:2380,3=10.0.0.3:2380\n");
+}
+
+int config_parse_cluster(struct config *cfg, const char *s, char *err,
+                         size_t len)
+{
+	char copy[CONFIG_MAX_MEMBERS * (CONFIG_ADDR_LEN + 24)];
+	char *save = NULL;
+	char *item;
+	unsigned long long id;
+	unsigned i;
+
+	if (strlen(s) >= sizeof copy) {
+		snprintf(err, len, "--initial-cluster: too long");
+		return -1;
+	}
+	strcpy(copy, s);
+	cfg->n_members = 0;
+	for (item = strtok_r(copy, ",", &save); item != NULL;
+	     item = strtok_r(NULL, ",", &save)) {
+		char *eq = strchr(item, '=');
+		if (eq == NULL || cfg->n_members == CONFIG_MAX_MEMBERS) {
+			snprintf(err, len,
+			         "--initial-cluster: '%s' is not ID=IP:PORT (at most %d members)",
+			         item, CONFIG_MAX_MEMBERS);
+			return -1;
+		}
+		*eq = '\0';
+		if (parse_uint(item, UINT64_MAX, &id) != 0 || id == 0) {
+			snprintf(err, len, "--initial-cluster: '%s' is not a member id", item);
+			return -1;
+		}
+		if (check_addr(eq + 1, "--initial-cluster", err, len) != 0)
+			return -1;
+		for (i = 0; i < cfg->n_members; i++) {
+			if (cfg->members[i].id == id) {
+				snprintf(err, len, "--initial-cluster: id %llu given twice", id);
+				return -1;
+			}
+		}
+		cfg->members[cfg->n_members].id = id;
+		snprintf(cfg->members[cfg->n_members].peer, CONFIG_ADDR_LEN, "%s", eq + 1);
+		cfg->n_members++;
+	}
+	if (cfg->n_members == 0) {
+		snprintf(err, len, "--initial-cluster: no members given");
+		return -1;
+	}
+	return 0;
+}
+
+static const struct setting *find_setting(const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < N_SETTINGS; i++)
+		if (strcmp(settings[i].name, name) == 0)
+			return &settings[i];
+	return NULL;
+}
+
+static char *trim(char *s)
+{
+	char *end;
+
+	while (*s == ' ' || *s == '\t')
+		s++;
+	end = s + strlen(s);
+	while (end > s && (end[-1] == ' ' || end[-1] == '\t' || end[-1] == '\n' ||
+	                   end[-1] == '\r'))
+		*--end = '\0';
+	return s;
+}
+
+static int read_file(struct config *cfg, const char *path, char *err, size_t len)
+{
+	const struct setting *st;
+	char line[2048];
+	char *eq;
+	char *key;
+	unsigned lineno = 0;
+	FILE *f = fopen(path, "r");
+
+	if (f == NULL) {
+		snprintf(err, len, "--config: cannot open %s: %s", path, strerror(errno));
+		return -1;
+	}
+	while (fgets(line, sizeof line, f) != NULL) {
+		lineno++;
+		key = trim(line);
+		if (*key == '\0' || *key == '#')
+			continue;
+		eq = strchr(key, '=');
+		if (eq != NULL)
+			*eq = '\0';
+		st = find_setting(trim(key));
+		if (eq == NULL || st == NULL) {
+			snprintf(err, len, "%s:%u: expected 'name = value' with a known name",
+			         path, lineno);
+			fclose(f);
+			return -1;
+		}
+		if (st->set(cfg, trim(eq + 1), err, len) != 0) {
+			char inner[512];
+			snprintf(inner, sizeof inner, "%s", err);
+			snprintf(err, len, "%s:%u: %s", path, lineno, inner);
+			fclose(f);
+			return -1;
+		}
+	}
+	fclose(f);
+	return 0;
+}
+
+static void defaults(struct config *cfg)
+{
+	memset(cfg, 0, sizeof *cfg);
+	strcpy(cfg->listen_client, "127.0.0.1:2379");
+	cfg->election_timeout_ms = 400;
+	cfg->heartbeat_ms = 40;
+	cfg->snapshot_threshold = 16384;
+	cfg->log_level = LOG_INFO;
+}
+
+/* Settings derived from others once all are read. */
+static int finish(struct config *cfg, char *err, size_t len)
+{
+	unsigned i;
+
+	if (cfg->id == 0) {
+		snprintf(err, len, "--id is required (a positive integer)");
+		return -1;
+	}
+	if (cfg->heartbeat_ms * 2 > cfg->election_timeout_ms) {
+		snprintf(err, len,
+		         "--heartbeat-interval (%u ms) must be at most half of "
+		         "--election-timeout (%u ms)",
+		         cfg->heartbeat_ms, cfg->election_timeout_ms);
+		return -1;
+	}
+	if (cfg->name[0] == '\0')
+		snprintf(cfg->name, sizeof cfg->name, "member-%llu",
+		         (unsigned long long)cfg->id);
+	if (cfg->data_dir[0] == '\0')
+		snprintf(cfg->data_dir, sizeof cfg->data_dir, "./cairn-%llu.data",
+		         (unsigned long long)cfg->id);
+	for (i = 0; i < cfg->n_members && cfg->listen_peer[0] == '\0'; i++)
+		if (cfg->members[i].id == cfg->id)
+			strcpy(cfg->listen_peer, cfg->members[i].peer);
+	if (cfg->listen_peer[0] == '\0')
+		strcpy(cfg->listen_peer, "127.0.0.1:2380");
+	if (cfg->n_members == 0) {
+		cfg->members[0].id = cfg->id;
+		strcpy(cfg->members[0].peer, cfg->listen_peer);
+		cfg->n_members = 1;
+	}
+	for (i = 0; i < cfg->n_members; i++)
+		if (cfg->members[i].id == cfg->id)
+			break;
+	if (i == cfg->n_members) {
+		snprintf(err, len, "--initial-cluster does not list this member's id %llu",
+		         (unsigned long long)cfg->id);
+		return -1;
+	}
+	cfg->snapshot_trailing = cfg->snapshot_threshold / 2;
+	return 0;
+}
+
+static const char *find_config_flag(int argc, char **argv)
+{
+	int i;
+
+	for (i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--config") == 0 && i + 1 < argc)
+			return argv[i + 1];
+		if (strncmp(argv[i], "--config=", 9) == 0)
+			return argv[i] + 9;
+	}
+	return NULL;
+}
+
+int config_parse(struct config *cfg, int argc, char **argv, char *err,
+                 size_t len)
+{
+	struct option opts[N_SETTINGS + 5];
+	const char *file;
+	size_t i;
+	int c;
+	int idx;
+
+	defaults(cfg);
+	file = find_config_flag(argc, argv);
+	if (file != NULL && read_file(cfg, file, err, len) != 0)
+		return CONFIG_ERROR;
+	for (i = 0; i < N_SETTINGS; i++) {
+		opts[i].name = settings[i].name;
+		opts[i].has_arg = settings[i].has_arg ? required_argument : no_argument;
+		opts[i].flag = NULL;
+		opts[i].val = 0;
+	}
+	opts[i++] = (struct option){"config", required_argument, NULL, 'c'};
+	opts[i++] = (struct option){"help", no_argument, NULL, 'h'};
+	opts[i++] = (struct option){"version", no_argument, NULL, 'V'};
+	opts[i++] = (struct option){"verbose", no_argument, NULL, 'v'};
+	opts[i] = (struct option){NULL, 0, NULL, 0};
+	optind = 1;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":hv", opts, &idx)) != -1) {
+		switch (c) {
+		case 0:
+			if (settings[idx].set(cfg, optarg, err, len) != 0)
+				return CONFIG_ERROR;
+			break;
+		case 'c':
+			break; /* read above */
+		case 'h':
+			return CONFIG_HELP;
+		case 'V':
+			return CONFIG_VERSION;
+		case 'v':
+			cfg->log_level = LOG_DEBUG;
+			break;
+		case ':':
+			snprintf(err, len, "%s needs a value", argv[optind - 1]);
+			return CONFIG_ERROR;
+		default:
+			snprintf(err, len, "unknown option '%s'", argv[optind - 1]);
+			return CONFIG_ERROR;
+		}
+	}
+	if (optind < argc) {
+		snprintf(err, len, "unexpected argument '%s'", argv[optind]);
+		return CONFIG_ERROR;
+	}
+	return finish(cfg, err, len) == 0 ? CONFIG_RUN : CONFIG_ERROR;
+}

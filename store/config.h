@@ -1,0 +1,53 @@
+/*
+ * config: cairn-store's settings, from flags and from an optional config file
+ * (one "name = value" per line, the flag names without dashes; '#' comments).
+ * Flags given on the command line win over the file.
+ */
+#ifndef CAIRN_STORE_CONFIG_H
+#define CAIRN_STORE_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define CONFIG_MAX_MEMBERS 16
+#define CONFIG_ADDR_LEN 64
+
+struct config_member {
+	uint64_t id;
+	char peer[CONFIG_ADDR_LEN];
+};
+
+struct config {
+	uint64_t id;
+	char name[64];
+	char data_dir[1024];
+	char listen_client[CONFIG_ADDR_LEN];
+	char listen_peer[CONFIG_ADDR_LEN];
+	struct config_member members[CONFIG_MAX_MEMBERS];
+	unsigned n_members;
+	unsigned election_timeout_ms;
+	unsigned heartbeat_ms;
+	unsigned snapshot_threshold;
+	unsigned snapshot_trailing;
+	int log_level;
+};
+
+/* What config_parse() asks the caller to do. */
+enum config_action { CONFIG_RUN, CONFIG_HELP, CONFIG_VERSION, CONFIG_ERROR };
+
+/* Fills cfg from defaults, the config file if --config names one, then the
+ * flags. On CONFIG_ERROR errbuf says what is wrong. */
+int config_parse(struct config *cfg, int argc, char **argv, char *errbuf,
+                 size_t errlen);
+
+/* Parses "1=127.0.0.1:7001,2=..." into cfg->members. Returns 0 or -1 with a
+ * message. */
+int config_parse_cluster(struct config *cfg, const char *s, char *errbuf,
+                         size_t errlen);
+
+/* The usage text of cairn-store. */
+void config_usage(FILE *out);
+
+#endif

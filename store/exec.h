@@ -1,0 +1,50 @@
+/*
+ * exec: carries out one decoded request against the MVCC keyspace and encodes
+ * its answer (see proto.h for the answer's keys).
+ *
+ * Reads (RANGE) run wherever the server decides they may; writes (PUT, DELETE,
+ * TXN) run only from the state machine's apply, on every member, in log order,
+ * so they must be deterministic: they depend on nothing but the keyspace and
+ * the request. The answer is written only when w is not NULL (the member that
+ * proposed the write answers the client; the others just apply).
+ */
+#ifndef CAIRN_STORE_EXEC_H
+#define CAIRN_STORE_EXEC_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "proto.h"
+
+struct mvcc;
+
+/* What every answer's header says besides the revision. */
+struct exec_hdr {
+	uint64_t member_id;
+	uint64_t term;
+};
+
+/* Encodes a whole RANGE answer (map with id, op, h...) into w. */
+void exec_read(struct mvcc *m, const struct proto_req *req,
+               const struct exec_hdr *h, struct mp_writer *w);
+
+/*
+ * Applies a write and, if w is not NULL, encodes its whole answer. Returns true
+ * when the write succeeded: false for a domain error (nothing changed) or a
+ * transaction whose compares failed (its failure branch ran).
+ */
+bool exec_write(struct mvcc *m, const struct proto_req *req,
+                const struct exec_hdr *h, struct mp_writer *w);
+
+/* Encodes the answer to a retried write that was applied before. */
+void exec_duplicate(const struct proto_req *req, const struct exec_hdr *h,
+                    int64_t rev, bool ok, struct mp_writer *w);
+
+/* Encodes an error answer {id, op, err, msg[, ldr]}; leader 0 is left out. */
+void exec_error(struct mp_writer *w, uint64_t id, unsigned op, int code,
+                const char *msg, uint64_t leader);
+
+/* Encodes the header map under key "h" (the caller counts the field). */
+void exec_put_header(struct mp_writer *w, const struct exec_hdr *h, int64_t rev);
+
+#endif

@@ -1,0 +1,362 @@
+/*
+ * fsm: libraft's state machine over the MVCC keyspace (see fsm.h).
+ *
+ * Happy path: apply() decodes a batch, and for each request checks the
+ * at-most-once table, runs it through exec_write() and records it; the origin
+ * member's hooks receive the answers. Snapshot (FSM version 2, taken on the
+ * loop thread): the state is dumped and LZ4-compressed into one raft buffer
+ * that snapshot_finalize() frees. Restore decompresses and validates into new
+ * objects first and swaps them in only when everything checked out.
+ *
+ * Failure modes: a malformed entry (never produced by a correct leader) is
+ * logged and skipped by every member alike; running out of memory while
+ * applying would make this member diverge, so the process exits instead.
+ */
+#include "fsm.h"
+
+#include <lz4frame.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cairn.h"
+#include "dedup.h"
+#include "log.h"
+#include "mvcc.h"
+#include "proto.h"
+
+#define SNAPSHOT_FORMAT 1
+
+struct exec_hdr fsm_header(const struct fsm *f)
+{
+	struct exec_hdr h = {f->member_id, f->raft ? f->raft->current_term : 0};
+
+	return h;
+}
+
+/* ---- entries -------------------------------------------------------------- */
+
+void fsm_entry_begin(struct fsm_entry *e, struct buf *b, uint64_t origin,
+                     uint64_t batch)
+{
+	mp_writer_init(&e->w, b);
+	mp_put_array(&e->w, 3);
+	mp_put_uint(&e->w, origin);
+	mp_put_uint(&e->w, batch);
+	e->at = mp_open(&e->w, false);
+	e->n = 0;
+}
+
+void fsm_entry_add(struct fsm_entry *e, const uint8_t *payload, size_t len)
+{
+	mp_put_raw(&e->w, payload, len);
+	e->n++;
+}
+
+int fsm_entry_end(struct fsm_entry *e)
+{
+	mp_close(&e->w, e->at, e->n);
+	return e->w.err;
+}
+
+/* ---- apply ---------------------------------------------------------------- */
+
+static void die_oom(void)
+{
+	log_error("out of memory while applying a log entry: exiting so this "
+	          "member does not diverge from the others");
+	exit(1);
+}
+
+static void apply_one(struct fsm *f, const uint8_t *p, size_t len,
+                      struct mp_writer *w)
+{
+	struct exec_hdr h = fsm_header(f);
+	struct proto_req req;
+	char msg[160];
+	int64_t rev;
+	bool ok;
+	int rv;
+
+	rv = proto_decode_req(p, len, &req, msg, sizeof msg);
+	if (rv == 0 && !proto_op_is_write(req.op)) {
+		rv = CAIRN_EPROTO;
+		snprintf(msg, sizeof msg, "not a write");
+	}
+	if (rv != 0) {
+		if (w != NULL)
+			exec_error(w, req.id, req.op, rv, msg, 0);
+		proto_req_free(&req);
+		return;
+	}
+	if (req.client_id != 0 &&
+	    dedup_seen(f->dedup, req.client_id, req.seq, req.ack, &rev, &ok)) {
+		if (w != NULL)
+			exec_duplicate(&req, &h, rev, ok, w);
+		proto_req_free(&req);
+		return;
+	}
+	ok = exec_write(f->mvcc, &req, &h, w);
+	if (req.client_id != 0 &&
+	    dedup_record(f->dedup, req.client_id, req.seq, mvcc_rev(f->mvcc),
+	                 ok) != 0)
+		die_oom();
+	proto_req_free(&req);
+}
+
+static int apply(struct raft_fsm *rf, const struct raft_buffer *buf,
+                 void **result)
+{
+	struct fsm *f = rf->data;
+	struct mp_reader r;
+	struct mp_writer *w;
+	uint64_t origin = 0;
+	uint64_t batch = 0;
+	uint32_t n = 0;
+	uint32_t i;
+	const uint8_t *p;
+	size_t len;
+
+	*result = NULL;
+	f->applied++;
+	mp_reader_init(&r, buf->base, buf->len);
+	if (!mp_read_array(&r, &n) || n != 3 || !mp_read_uint(&r, &origin) ||
+	    !mp_read_uint(&r, &batch) || !mp_read_array(&r, &n)) {
+		log_error("skipping a malformed log entry of %zu bytes", buf->len);
+		return 0;
+	}
+	for (i = 0; i < n; i++) {
+		if (!mp_read_raw(&r, &p, &len)) {
+			log_error("log entry truncated after %u of %u requests", i, n);
+			return 0;
+		}
+		w = NULL;
+		if (origin == f->member_id && f->hooks.answer_begin != NULL)
+			w = f->hooks.answer_begin(f->hooks.arg, batch, i);
+		apply_one(f, p, len, w);
+		if (w != NULL)
+			f->hooks.answer_end(f->hooks.arg);
+	}
+	return 0;
+}
+
+/* ---- snapshots ------------------------------------------------------------ */
+
+int fsm_encode_snapshot(struct fsm *f, uint8_t **out, size_t *len)
+{
+	LZ4F_preferences_t prefs;
+	struct buf raw = BUF_INIT;
+	struct mp_writer w;
+	size_t cap;
+	size_t n;
+	uint8_t *z;
+	int rv;
+
+	mp_writer_init(&w, &raw);
+	mp_put_array(&w, 3);
+	mp_put_uint(&w, SNAPSHOT_FORMAT);
+	rv = w.err;
+	if (rv == 0)
+		rv = mvcc_dump(f->mvcc, &raw);
+	if (rv == 0)
+		rv = dedup_dump(f->dedup, &raw);
+	if (rv != 0)
+		goto err;
+	memset(&prefs, 0, sizeof prefs);
+	prefs.frameInfo.contentChecksumFlag = LZ4F_contentChecksumEnabled;
+	prefs.frameInfo.blockChecksumFlag = LZ4F_blockChecksumEnabled;
+	prefs.frameInfo.blockSizeID = LZ4F_max4MB;
+	prefs.frameInfo.contentSize = raw.len;
+	cap = LZ4F_compressFrameBound(raw.len, &prefs);
+	z = raft_malloc(cap);
+	if (z == NULL) {
+		rv = CAIRN_ENOMEM;
+		goto err;
+	}
+	n = LZ4F_compressFrame(z, cap, raw.data, raw.len, &prefs);
+	if (LZ4F_isError(n)) {
+		log_error("snapshot: compress: %s", LZ4F_getErrorName(n));
+		raft_free(z);
+		rv = CAIRN_EINTERNAL;
+		goto err;
+	}
+	buf_free(&raw);
+	*out = z;
+	*len = n;
+	return 0;
+err:
+	buf_free(&raw);
+	return rv;
+}
+
+/* Decompresses a whole LZ4 frame, verifying its checksums. */
+static int decompress(const uint8_t *p, size_t len, struct buf *out,
+                      char *errbuf, size_t errlen)
+{
+	LZ4F_dctx *dctx;
+	size_t in_left = len;
+	size_t hint = 1;
+	size_t src;
+	size_t dst;
+	int rv = 0;
+
+	if (LZ4F_isError(LZ4F_createDecompressionContext(&dctx, LZ4F_VERSION)))
+		return CAIRN_ENOMEM;
+	while (in_left > 0 && hint != 0) {
+		if (buf_reserve(out, 1u << 20) != 0) {
+			rv = CAIRN_ENOMEM;
+			break;
+		}
+		src = in_left;
+		dst = out->cap - out->len;
+		hint = LZ4F_decompress(dctx, out->data + out->len, &dst, p, &src, NULL);
+		if (LZ4F_isError(hint)) {
+			snprintf(errbuf, errlen, "snapshot: decompress: %s",
+			         LZ4F_getErrorName(hint));
+			rv = CAIRN_EPROTO;
+			break;
+		}
+		out->len += dst;
+		p += src;
+		in_left -= src;
+	}
+	if (rv == 0 && (hint != 0 || in_left != 0)) {
+		snprintf(errbuf, errlen, "snapshot: %s",
+		         hint != 0 ? "truncated" : "trailing bytes after the frame");
+		rv = CAIRN_EPROTO;
+	}
+	LZ4F_freeDecompressionContext(dctx);
+	return rv;
+}
+
+int fsm_decode_snapshot(struct fsm *f, const uint8_t *p, size_t len,
+                        char *errbuf, size_t errlen)
+{
+	struct buf raw = BUF_INIT;
+	struct mp_reader r;
+	struct mvcc *m = NULL;
+	struct dedup *d = NULL;
+	uint64_t format;
+	uint32_t n;
+	int rv;
+
+	rv = decompress(p, len, &raw, errbuf, errlen);
+	if (rv != 0)
+		goto out;
+	mp_reader_init(&r, raw.data, raw.len);
+	rv = CAIRN_EPROTO;
+	if (!mp_read_array(&r, &n) || n != 3 || !mp_read_uint(&r, &format) ||
+	    format != SNAPSHOT_FORMAT) {
+		snprintf(errbuf, errlen, "snapshot: unknown format");
+		goto out;
+	}
+	if (mvcc_load(&r, &m) != 0) {
+		snprintf(errbuf, errlen, "snapshot: keyspace is corrupt");
+		goto out;
+	}
+	if (dedup_load(&r, &d) != 0 || mp_left(&r) != 0) {
+		snprintf(errbuf, errlen, "snapshot: client table is corrupt");
+		goto out;
+	}
+	mvcc_destroy(f->mvcc);
+	dedup_destroy(f->dedup);
+	f->mvcc = m;
+	f->dedup = d;
+	m = NULL;
+	d = NULL;
+	rv = 0;
+out:
+	mvcc_destroy(m);
+	dedup_destroy(d);
+	buf_free(&raw);
+	return rv;
+}
+
+static int snapshot(struct raft_fsm *rf, struct raft_buffer *bufs[],
+                    unsigned *n_bufs)
+{
+	struct fsm *f = rf->data;
+	uint8_t *p;
+	size_t len;
+	int rv;
+
+	rv = fsm_encode_snapshot(f, &p, &len);
+	if (rv != 0)
+		return RAFT_NOMEM;
+	*bufs = raft_malloc(sizeof **bufs);
+	if (*bufs == NULL) {
+		raft_free(p);
+		return RAFT_NOMEM;
+	}
+	(*bufs)[0].base = p;
+	(*bufs)[0].len = len;
+	*n_bufs = 1;
+	log_debug("snapshot taken: %zu bytes, revision %lld", len,
+	          (long long)mvcc_rev(f->mvcc));
+	return 0;
+}
+
+static int snapshot_finalize(struct raft_fsm *rf, struct raft_buffer *bufs[],
+                             unsigned *n_bufs)
+{
+	unsigned i;
+
+	(void)rf;
+	for (i = 0; i < *n_bufs; i++)
+		raft_free((*bufs)[i].base);
+	raft_free(*bufs);
+	*bufs = NULL;
+	*n_bufs = 0;
+	return 0;
+}
+
+static int restore(struct raft_fsm *rf, struct raft_buffer *buf)
+{
+	struct fsm *f = rf->data;
+	char msg[200] = "";
+	int rv;
+
+	rv = fsm_decode_snapshot(f, buf->base, buf->len, msg, sizeof msg);
+	if (rv != 0) {
+		log_error("cannot restore snapshot of %zu bytes: %s", buf->len, msg);
+		return RAFT_CORRUPT;
+	}
+	raft_free(buf->base);
+	log_info("restored snapshot: revision %lld, %llu keys",
+	         (long long)mvcc_rev(f->mvcc),
+	         (unsigned long long)mvcc_key_count(f->mvcc));
+	return 0;
+}
+
+int fsm_init(struct fsm *f, uint64_t member_id, const struct fsm_hooks *hooks)
+{
+	int rv;
+
+	memset(f, 0, sizeof *f);
+	rv = mvcc_create(&f->mvcc);
+	if (rv != 0)
+		return rv;
+	rv = dedup_create(&f->dedup);
+	if (rv != 0) {
+		mvcc_destroy(f->mvcc);
+		return rv;
+	}
+	f->member_id = member_id;
+	if (hooks != NULL)
+		f->hooks = *hooks;
+	f->raft_fsm.version = 2;
+	f->raft_fsm.data = f;
+	f->raft_fsm.apply = apply;
+	f->raft_fsm.snapshot = snapshot;
+	f->raft_fsm.snapshot_finalize = snapshot_finalize;
+	f->raft_fsm.restore = restore;
+	return 0;
+}
+
+void fsm_close(struct fsm *f)
+{
+	mvcc_destroy(f->mvcc);
+	dedup_destroy(f->dedup);
+	f->mvcc = NULL;
+	f->dedup = NULL;
+}

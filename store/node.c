@@ -1,0 +1,567 @@
+/*
+ * node: libraft, group commit and read confirmation (see node.h).
+ *
+ * Happy path of a write: the server calls node_propose(), which appends the
+ * request's bytes to the open batch; the check handle, at the end of the loop
+ * iteration, turns the batch into one raft entry (raft_apply) unless
+ * NODE_MAX_INFLIGHT entries are already in flight. When the entry is applied,
+ * fsm calls answer_begin/answer_end for each request, which write the answers
+ * straight into the waiting connections' output buffers; then the raft_apply
+ * callback serves the linearizable reads that rode on the entry.
+ *
+ * Failure modes: if raft_apply fails, or its callback reports an error, every
+ * request of the batch gets an error answer: RAFT_LEADERSHIPLOST becomes
+ * CAIRN_EINDETERMINATE (the entry may still commit; the client retries with
+ * the same sequence number and the at-most-once table sorts it out), a lost
+ * leadership before proposing becomes CAIRN_ENOTLEADER with the new leader.
+ */
+#include "node.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "cairn.h"
+#include "log.h"
+#include "mvcc.h"
+#include "server.h"
+
+#define POLL_MS 10
+
+struct proposal {
+	struct raft_apply apply;
+	struct raft_barrier barrier;
+	struct node *node;
+	uint64_t batch;
+	struct waitq writes;
+	uint32_t answered;
+	struct waitq reads;
+	struct proposal *next;
+};
+
+/* ---- wait queues ---------------------------------------------------------- */
+
+static int waitq_push(struct waitq *q, struct conn *c, const uint8_t *payload,
+                      uint32_t len, uint64_t id, unsigned op)
+{
+	struct waiter *w;
+
+	if (q->n == q->cap) {
+		uint32_t cap = q->cap ? q->cap * 2 : 16;
+		struct waiter *items = realloc(q->items, cap * sizeof *items);
+		if (items == NULL)
+			return CAIRN_ENOMEM;
+		q->items = items;
+		q->cap = cap;
+	}
+	w = &q->items[q->n];
+	w->payload = malloc(len ? len : 1);
+	if (w->payload == NULL)
+		return CAIRN_ENOMEM;
+	memcpy(w->payload, payload, len);
+	w->len = len;
+	w->id = id;
+	w->op = op;
+	w->conn = c;
+	conn_get(c);
+	q->n++;
+	return 0;
+}
+
+/* Answers every waiter from index 'from' with an error, then empties q. */
+static void waitq_fail(struct waitq *q, uint32_t from, int code,
+                       const char *msg, uint64_t leader)
+{
+	uint32_t i;
+
+	for (i = 0; i < q->n; i++) {
+		if (i >= from)
+			conn_error(q->items[i].conn, q->items[i].id, q->items[i].op,
+			           code, msg, leader);
+		conn_put(q->items[i].conn);
+		free(q->items[i].payload);
+	}
+	q->n = 0;
+}
+
+static void waitq_free(struct waitq *q)
+{
+	free(q->items);
+	q->items = NULL;
+	q->n = q->cap = 0;
+}
+
+/* Moves the contents of src to dst (which must be empty). */
+static void waitq_move(struct waitq *dst, struct waitq *src)
+{
+	struct waitq tmp = *dst;
+
+	*dst = *src;
+	*src = tmp;
+}
+
+/* ---- answering from apply ------------------------------------------------- */
+
+static struct proposal *find_proposal(struct node *n, uint64_t batch)
+{
+	struct proposal *p;
+
+	for (p = n->proposals; p != NULL; p = p->next)
+		if (p->batch == batch)
+			return p;
+	return NULL;
+}
+
+static struct mp_writer *answer_begin(void *arg, uint64_t batch, uint32_t index)
+{
+	struct node *n = arg;
+	struct proposal *p = find_proposal(n, batch);
+
+	if (p == NULL || index >= p->writes.n)
+		return NULL;
+	p->answered = index + 1;
+	n->answering = p;
+	n->answering_index = index;
+	return conn_answer_begin(p->writes.items[index].conn);
+}
+
+static void answer_end(void *arg)
+{
+	struct node *n = arg;
+	struct waiter *w = &n->answering->writes.items[n->answering_index];
+
+	conn_answer_end(w->conn, w->id, w->op);
+}
+
+/* ---- reads ---------------------------------------------------------------- */
+
+static void serve_reads(struct node *n, struct waitq *q)
+{
+	struct exec_hdr h = fsm_header(&n->fsm);
+	struct proto_req req;
+	struct mp_writer *w;
+	char msg[160];
+	uint32_t i;
+	int rv;
+
+	for (i = 0; i < q->n; i++) {
+		struct waiter *wt = &q->items[i];
+		rv = proto_decode_req(wt->payload, wt->len, &req, msg, sizeof msg);
+		w = rv == 0 ? conn_answer_begin(wt->conn) : NULL;
+		if (w != NULL) {
+			exec_read(n->fsm.mvcc, &req, &h, w);
+			conn_answer_end(wt->conn, wt->id, wt->op);
+		}
+		proto_req_free(&req);
+		conn_put(wt->conn);
+		free(wt->payload);
+	}
+	q->n = 0;
+}
+
+/* ---- proposals ------------------------------------------------------------ */
+
+static void unlink_proposal(struct node *n, struct proposal *p)
+{
+	struct proposal **pp = &n->proposals;
+
+	while (*pp != p)
+		pp = &(*pp)->next;
+	*pp = p->next;
+}
+
+static int raft_to_cairn(int status, const char **msg)
+{
+	switch (status) {
+	case RAFT_LEADERSHIPLOST:
+		*msg = "leadership lost while the request was in flight; "
+		       "it may or may not have been applied";
+		return CAIRN_EINDETERMINATE;
+	case RAFT_NOTLEADER:
+		*msg = "this member is not the leader";
+		return CAIRN_ENOTLEADER;
+	case RAFT_SHUTDOWN:
+		*msg = "member is shutting down";
+		return CAIRN_ESHUTDOWN;
+	case RAFT_NOMEM:
+		*msg = "out of memory";
+		return CAIRN_ENOMEM;
+	default:
+		*msg = raft_strerror(status);
+		return CAIRN_EINTERNAL;
+	}
+}
+
+static void proposal_done(struct proposal *p, int status)
+{
+	struct node *n = p->node;
+	const char *msg;
+	int code;
+
+	unlink_proposal(n, p);
+	if (p->writes.n > 0)
+		n->inflight--;
+	if (status == 0) {
+		waitq_fail(&p->writes, p->writes.n, 0, NULL, 0); /* drop refs */
+		serve_reads(n, &p->reads);
+	} else {
+		code = raft_to_cairn(status, &msg);
+		waitq_fail(&p->writes, p->answered, code, msg, node_leader(n));
+		/* A read is never applied: it is safe to redirect it. */
+		waitq_fail(&p->reads, 0,
+		           code == CAIRN_EINDETERMINATE ? CAIRN_ENOTLEADER : code,
+		           msg, node_leader(n));
+	}
+	waitq_free(&p->writes);
+	waitq_free(&p->reads);
+	free(p);
+}
+
+static void apply_cb(struct raft_apply *req, int status, void *result)
+{
+	(void)result;
+	proposal_done(req->data, status);
+}
+
+static void barrier_cb(struct raft_barrier *req, int status)
+{
+	struct proposal *p = req->data;
+
+	if (status == 0 && !p->node->ready) {
+		p->node->ready = true;
+		log_info("leader ready: revision %lld",
+		         (long long)mvcc_rev(p->node->fsm.mvcc));
+	}
+	proposal_done(p, status);
+}
+
+static struct proposal *new_proposal(struct node *n)
+{
+	struct proposal *p = calloc(1, sizeof *p);
+
+	if (p == NULL)
+		return NULL;
+	p->node = n;
+	p->apply.data = p;
+	p->barrier.data = p;
+	waitq_move(&p->reads, &n->reads);
+	p->next = n->proposals;
+	n->proposals = p;
+	return p;
+}
+
+static void propose_barrier(struct node *n)
+{
+	struct proposal *p = new_proposal(n);
+	const char *msg;
+	int rv;
+
+	if (p == NULL) {
+		waitq_fail(&n->reads, 0, CAIRN_ENOMEM, "out of memory", 0);
+		return;
+	}
+	rv = raft_barrier(&n->raft, &p->barrier, barrier_cb);
+	if (rv != 0) {
+		int code = raft_to_cairn(rv, &msg);
+		waitq_fail(&p->reads, 0, code, msg, node_leader(n));
+		unlink_proposal(n, p);
+		waitq_free(&p->reads);
+		free(p);
+	}
+}
+
+static void open_batch(struct node *n)
+{
+	buf_reset(&n->batch_buf);
+	fsm_entry_begin(&n->batch, &n->batch_buf, n->cfg->id, ++n->next_batch);
+}
+
+static void propose_batch(struct node *n)
+{
+	struct proposal *p = new_proposal(n);
+	struct raft_buffer rb;
+	const char *msg = "out of memory";
+	int code = CAIRN_ENOMEM;
+	int rv;
+
+	if (p == NULL || fsm_entry_end(&n->batch) != 0)
+		goto err;
+	p->batch = n->next_batch;
+	waitq_move(&p->writes, &n->batch_waiters);
+	rb.len = n->batch_buf.len;
+	rb.base = raft_malloc(rb.len);
+	if (rb.base == NULL)
+		goto err;
+	memcpy(rb.base, n->batch_buf.data, rb.len);
+	rv = raft_apply(&n->raft, &p->apply, &rb, 1, apply_cb);
+	if (rv != 0) {
+		raft_free(rb.base);
+		code = raft_to_cairn(rv, &msg);
+		goto err;
+	}
+	n->inflight++;
+	open_batch(n);
+	return;
+err:
+	waitq_fail(&n->batch_waiters, 0, code, msg, node_leader(n));
+	if (p != NULL) {
+		waitq_fail(&p->writes, 0, code, msg, node_leader(n));
+		waitq_fail(&p->reads, 0, code, msg, node_leader(n));
+		unlink_proposal(n, p);
+		waitq_free(&p->writes);
+		waitq_free(&p->reads);
+		free(p);
+	}
+	open_batch(n);
+}
+
+/* End of a loop iteration: hand the open batch and waiting reads to raft. */
+static void flush_cb(uv_check_t *h)
+{
+	struct node *n = h->data;
+
+	if (n->batch_waiters.n == 0 && n->reads.n == 0)
+		return;
+	if (raft_state(&n->raft) != RAFT_LEADER) {
+		uint64_t leader = node_leader(n);
+		waitq_fail(&n->batch_waiters, 0, CAIRN_ENOTLEADER,
+		           "this member is no longer the leader", leader);
+		waitq_fail(&n->reads, 0, CAIRN_ENOTLEADER,
+		           "this member is no longer the leader", leader);
+		open_batch(n);
+		return;
+	}
+	if (n->batch_waiters.n > 0) {
+		if (n->inflight < NODE_MAX_INFLIGHT)
+			propose_batch(n);
+		return; /* reads ride on this batch or the next */
+	}
+	propose_barrier(n);
+}
+
+void node_propose(struct node *n, struct conn *c, const uint8_t *payload,
+                  uint32_t len, uint64_t id, unsigned op)
+{
+	if (waitq_push(&n->batch_waiters, c, payload, len, id, op) != 0) {
+		conn_error(c, id, op, CAIRN_ENOMEM, "out of memory", 0);
+		return;
+	}
+	fsm_entry_add(&n->batch, payload, len);
+}
+
+void node_read(struct node *n, struct conn *c, const uint8_t *payload,
+               uint32_t len, uint64_t id, unsigned op)
+{
+	if (waitq_push(&n->reads, c, payload, len, id, op) != 0)
+		conn_error(c, id, op, CAIRN_ENOMEM, "out of memory", 0);
+}
+
+uint64_t node_leader(const struct node *n)
+{
+	raft_id id = 0;
+	const char *addr = NULL;
+
+	raft_leader((struct raft *)&n->raft, &id, &addr);
+	return id;
+}
+
+/* ---- state polling -------------------------------------------------------- */
+
+static void poll_cb(uv_timer_t *t)
+{
+	struct node *n = t->data;
+	int state = raft_state(&n->raft);
+	bool leader = state == RAFT_LEADER;
+
+	if (state == RAFT_UNAVAILABLE && !n->closing) {
+		log_error("raft stopped (%s); this usually means a disk I/O error "
+		          "in %s: exiting rather than serving from a broken log",
+		          raft_errmsg(&n->raft), n->cfg->data_dir);
+		exit(1);
+	}
+	if (leader && !n->leader) {
+		log_info("became leader in term %llu",
+		         (unsigned long long)n->raft.current_term);
+		n->ready = false;
+		propose_barrier(n);
+	} else if (!leader && n->leader) {
+		log_info("no longer leader (term %llu, leader %llu)",
+		         (unsigned long long)n->raft.current_term,
+		         (unsigned long long)node_leader(n));
+		n->ready = false;
+	}
+	n->leader = leader;
+}
+
+/* ---- start and stop ------------------------------------------------------- */
+
+static int make_dir(const char *path, char *err, size_t len)
+{
+	if (mkdir(path, 0700) != 0 && errno != EEXIST) {
+		snprintf(err, len, "cannot create data directory %s: %s", path,
+		         strerror(errno));
+		return CAIRN_EIO;
+	}
+	return 0;
+}
+
+static int bootstrap(struct node *n, char *err, size_t len)
+{
+	struct raft_configuration conf;
+	unsigned i;
+	int rv;
+
+	raft_configuration_init(&conf);
+	for (i = 0; i < n->cfg->n_members; i++) {
+		rv = raft_configuration_add(&conf, n->cfg->members[i].id,
+		                            n->cfg->members[i].peer, RAFT_VOTER);
+		if (rv != 0)
+			goto out;
+	}
+	rv = raft_bootstrap(&n->raft, &conf);
+	if (rv == RAFT_CANTBOOTSTRAP) {
+		log_info("data directory %s holds state: --initial-cluster ignored",
+		         n->cfg->data_dir);
+		rv = 0;
+	} else if (rv == 0) {
+		log_info("bootstrapped a new cluster of %u members", n->cfg->n_members);
+	}
+out:
+	if (rv != 0)
+		snprintf(err, len, "bootstrap: %s", raft_strerror(rv));
+	raft_configuration_close(&conf);
+	return rv == 0 ? 0 : CAIRN_EIO;
+}
+
+static const char *own_peer(const struct config *cfg)
+{
+	unsigned i;
+
+	for (i = 0; i < cfg->n_members; i++)
+		if (cfg->members[i].id == cfg->id)
+			return cfg->members[i].peer;
+	return cfg->listen_peer;
+}
+
+static void configure_raft(struct node *n)
+{
+	const struct config *cfg = n->cfg;
+
+	raft_set_election_timeout(&n->raft, cfg->election_timeout_ms);
+	raft_set_heartbeat_timeout(&n->raft, cfg->heartbeat_ms);
+	raft_set_snapshot_threshold(&n->raft, cfg->snapshot_threshold);
+	raft_set_snapshot_trailing(&n->raft, cfg->snapshot_trailing);
+	raft_set_pre_vote(&n->raft, true);
+	raft_uv_set_segment_size(&n->io, 16u << 20);
+}
+
+static int start_raft(struct node *n, char *err, size_t len)
+{
+	const struct config *cfg = n->cfg;
+	int rv;
+
+	rv = raft_uv_tcp_init(&n->transport, n->loop);
+	if (rv != 0) {
+		snprintf(err, len, "peer transport: %s", raft_strerror(rv));
+		return CAIRN_EIO;
+	}
+	if (strcmp(cfg->listen_peer, own_peer(cfg)) != 0)
+		raft_uv_tcp_set_bind_address(&n->transport, cfg->listen_peer);
+	rv = raft_uv_init(&n->io, n->loop, cfg->data_dir, &n->transport);
+	if (rv != 0) {
+		snprintf(err, len, "raft storage in %s: %s", cfg->data_dir,
+		         n->io.errmsg);
+		goto err_after_transport;
+	}
+	rv = raft_init(&n->raft, &n->io, &n->fsm.raft_fsm, cfg->id, own_peer(cfg));
+	if (rv != 0) {
+		snprintf(err, len, "raft: %s", raft_errmsg(&n->raft));
+		goto err_after_io;
+	}
+	n->fsm.raft = &n->raft;
+	configure_raft(n);
+	rv = bootstrap(n, err, len);
+	if (rv != 0)
+		return rv; /* raft is initialized: node_stop() releases it */
+	rv = raft_start(&n->raft);
+	if (rv != 0) {
+		snprintf(err, len,
+		         "raft start: %s (if the data directory's file system refuses "
+		         "O_DIRECT, use ext4, xfs, btrfs or tmpfs)",
+		         raft_errmsg(&n->raft));
+		return CAIRN_EIO;
+	}
+	return 0;
+err_after_io:
+	raft_uv_close(&n->io);
+err_after_transport:
+	raft_uv_tcp_close(&n->transport);
+	return CAIRN_EIO;
+}
+
+int node_start(struct node *n, uv_loop_t *loop, const struct config *cfg,
+               char *err, size_t len)
+{
+	struct fsm_hooks hooks = {n, answer_begin, answer_end};
+	int rv;
+
+	memset(n, 0, sizeof *n);
+	n->loop = loop;
+	n->cfg = cfg;
+	rv = make_dir(cfg->data_dir, err, len);
+	if (rv != 0)
+		return rv;
+	rv = fsm_init(&n->fsm, cfg->id, &hooks);
+	if (rv != 0) {
+		snprintf(err, len, "out of memory");
+		return rv;
+	}
+	open_batch(n);
+	uv_timer_init(loop, &n->poll);
+	uv_check_init(loop, &n->flush);
+	n->poll.data = n;
+	n->flush.data = n;
+	rv = start_raft(n, err, len);
+	if (rv != 0)
+		return rv;
+	uv_timer_start(&n->poll, poll_cb, POLL_MS, POLL_MS);
+	uv_check_start(&n->flush, flush_cb);
+	return 0;
+}
+
+static void handle_closed(uv_handle_t *h)
+{
+	struct node *n = h->data;
+
+	/* The check handle closes last (see raft_closed). */
+	raft_uv_close(&n->io);
+	raft_uv_tcp_close(&n->transport);
+	fsm_close(&n->fsm);
+	buf_free(&n->batch_buf);
+	waitq_free(&n->batch_waiters);
+	waitq_free(&n->reads);
+	if (n->on_closed != NULL)
+		n->on_closed(n);
+}
+
+static void raft_closed(struct raft *r)
+{
+	struct node *n = r->data;
+
+	uv_close((uv_handle_t *)&n->poll, NULL);
+	uv_close((uv_handle_t *)&n->flush, handle_closed);
+}
+
+void node_stop(struct node *n, void (*cb)(struct node *n))
+{
+	n->closing = true;
+	n->on_closed = cb;
+	uv_timer_stop(&n->poll);
+	uv_check_stop(&n->flush);
+	waitq_fail(&n->batch_waiters, 0, CAIRN_ESHUTDOWN,
+	           "member is shutting down", 0);
+	waitq_fail(&n->reads, 0, CAIRN_ESHUTDOWN, "member is shutting down", 0);
+	n->raft.data = n;
+	raft_close(&n->raft, raft_closed);
+}
