@@ -10,9 +10,11 @@
 #include "exec.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cairn.h"
+#include "log.h"
 #include "mvcc.h"
 
 /* Patches a map's count after its fields are written. */
@@ -76,6 +78,13 @@ void exec_error(struct mp_writer *w, uint64_t id, unsigned op, int code,
 	if (leader != 0)
 		mp_put_uint(field(&a, "ldr"), leader);
 	answer_close(&a);
+}
+
+void exec_out_of_memory(void)
+{
+	log_error("out of memory while applying a write: exiting so this member "
+	          "does not diverge from the others (it recovers from its log)");
+	exit(1);
 }
 
 /* ---- reads ---------------------------------------------------------------- */
@@ -160,10 +169,9 @@ static void put_fields(struct mvcc *m, const struct proto_req *req,
 	struct mvcc_kv prev;
 	bool had = false;
 
-	/* ENOMEM here would make members diverge; mvcc only fails that way when
-	 * the process is out of memory, which the caller treats as fatal. */
-	(void)mvcc_put(m, req->key, req->key_len, req->value, req->value_len,
-	               req->lease, &prev, &had);
+	if (mvcc_put(m, req->key, req->key_len, req->value, req->value_len,
+	             req->lease, &prev, &had) != 0)
+		exec_out_of_memory();
 	if (a == NULL || !req->prev_kv)
 		return;
 	mp_put_array(field(a, "pkvs"), had ? 1 : 0);
@@ -182,8 +190,9 @@ static void delete_fields(struct mvcc *m, const struct proto_req *req,
 		sink.w = field(a, "pkvs");
 		at = mp_open(sink.w, false);
 	}
-	(void)mvcc_delete_range(m, req->key, req->key_len, req->end, req->end_len,
-	                        sink.w != NULL ? put_kv : NULL, &sink, &deleted);
+	if (mvcc_delete_range(m, req->key, req->key_len, req->end, req->end_len,
+	                      sink.w != NULL ? put_kv : NULL, &sink, &deleted) != 0)
+		exec_out_of_memory();
 	if (sink.w != NULL)
 		mp_close(sink.w, at, sink.n);
 	if (a != NULL)

@@ -44,6 +44,10 @@ void exec_duplicate(const struct proto_req *req, const struct exec_hdr *h,
 void exec_error(struct mp_writer *w, uint64_t id, unsigned op, int code,
                 const char *msg, uint64_t leader);
 
+/* A write that cannot be applied for lack of memory would leave this member
+ * different from the others: log and exit (the log replays on restart). */
+void exec_out_of_memory(void) __attribute__((noreturn));
+
 /* Encodes the header map under key "h" (the caller counts the field). */
 void exec_put_header(struct mp_writer *w, const struct exec_hdr *h, int64_t rev);
 

@@ -61,13 +61,6 @@ int fsm_entry_end(struct fsm_entry *e)
 
 /* ---- apply ---------------------------------------------------------------- */
 
-static void die_oom(void)
-{
-	log_error("out of memory while applying a log entry: exiting so this "
-	          "member does not diverge from the others");
-	exit(1);
-}
-
 static void apply_one(struct fsm *f, const uint8_t *p, size_t len,
                       struct mp_writer *w)
 {
@@ -100,7 +93,7 @@ static void apply_one(struct fsm *f, const uint8_t *p, size_t len,
 	if (req.client_id != 0 &&
 	    dedup_record(f->dedup, req.client_id, req.seq, mvcc_rev(f->mvcc),
 	                 ok) != 0)
-		die_oom();
+		exec_out_of_memory();
 	proto_req_free(&req);
 }
 

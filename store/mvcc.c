@@ -43,6 +43,7 @@
 #define MAX_LEVEL 24
 #define TOMBSTONE UINT32_MAX /* value_len of a deletion */
 #define FORMAT_VERSION 1
+#define DUMP_HEADER_MAX 32 /* array, format, rev, compact_rev, key array */
 #define RNG_SEED UINT64_C(0x9e3779b97f4a7c15)
 /* Revisions and versions above this are refused by mvcc_load(), so that the
  * +1 of a later write can never overflow. */
@@ -766,6 +767,12 @@ int mvcc_dump(struct mvcc *m, struct buf *out)
 
 	assert(!m->in_group);
 	if (m->nodes > UINT32_MAX)
+		return CAIRN_ENOMEM;
+	/* On 64-bit hosts size_bytes counts more per key (32) and per version
+	 * (48) than their encoding can take (11, 47), so one allocation holds
+	 * the whole dump: no copies as it grows, and the slack's pages are
+	 * never touched. Elsewhere the buf simply grows. */
+	if (buf_reserve(out, m->size + DUMP_HEADER_MAX) != 0)
 		return CAIRN_ENOMEM;
 	mp_writer_init(&w, out);
 	mp_put_array(&w, 4);

@@ -50,7 +50,8 @@ struct mvcc_kv {
 int mvcc_create(struct mvcc **out);
 void mvcc_destroy(struct mvcc *m);
 
-/* The current revision (the revision of the last change; 1 when empty). */
+/* The current revision (the revision of the last change; 1 when empty). Inside
+ * a write group: the revision before the group, until mvcc_end(). */
 int64_t mvcc_rev(const struct mvcc *m);
 /* The compact revision (0 if never compacted). */
 int64_t mvcc_compact_rev(const struct mvcc *m);
@@ -88,7 +89,7 @@ int mvcc_delete_range(struct mvcc *m, const uint8_t *key, size_t key_len,
 int64_t mvcc_end(struct mvcc *m);
 
 struct mvcc_range_opts {
-	int64_t rev;   /* 0: the current revision (including an open group) */
+	int64_t rev;   /* 0 (or below): the current revision (including an open group) */
 	int64_t limit; /* 0: no limit */
 	bool count_only; /* cb is not called; only count is computed */
 };
@@ -105,6 +106,7 @@ struct mvcc_range_result {
  * 0x00 byte: every key >= key; key is one 0x00 byte and end one 0x00 byte: all
  * keys; otherwise [key, end). Returns 0, CAIRN_ECOMPACTED (rev below the compact
  * revision), or CAIRN_EFUTUREREV (rev above the current revision).
+ * opts may be NULL (defaults); res may not.
  */
 int mvcc_range(struct mvcc *m, const uint8_t *key, size_t key_len,
                const uint8_t *end, size_t end_len,
@@ -117,21 +119,25 @@ bool mvcc_get(struct mvcc *m, const uint8_t *key, size_t key_len, int64_t rev,
 
 /*
  * Compacts: after it, reads below rev fail with CAIRN_ECOMPACTED, and only the
- * versions visible at rev or later are kept. Returns 0, CAIRN_ECOMPACTED (rev
- * at or below the current compact revision) or CAIRN_EFUTUREREV.
+ * versions visible at rev or later are kept (a key deleted at or before rev
+ * and not re-created goes entirely). Returns 0, CAIRN_ECOMPACTED (rev at or
+ * below the current compact revision) or CAIRN_EFUTUREREV. Not inside a write
+ * group.
  */
 int mvcc_compact(struct mvcc *m, int64_t rev);
 
 /*
  * Serializes the whole store (revision, compact revision, every kept version of
- * every key) as MessagePack appended to out. Returns 0 or CAIRN_ENOMEM.
+ * every key) as MessagePack appended to out. Returns 0 or CAIRN_ENOMEM (out
+ * then left as it was). Not inside a write group. The format is described
+ * above mvcc_dump() in mvcc.c.
  */
 int mvcc_dump(struct mvcc *m, struct buf *out);
 
 /*
  * Builds a new store from what mvcc_dump() wrote, reading one object from r.
  * Validates everything (types, sizes, key order, revision order); on malformed
- * input returns CAIRN_EPROTO and *out is NULL.
+ * input returns CAIRN_EPROTO and *out is NULL (CAIRN_ENOMEM likewise).
  */
 int mvcc_load(struct mp_reader *r, struct mvcc **out);
 

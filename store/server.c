@@ -503,7 +503,7 @@ static void read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *b)
 		rv = frame_next(&c->in, &payload, &len);
 		if (rv == 0)
 			break;
-		if (rv < 0) {
+		if (rv != 1) { /* CAIRN_ETOOBIG */
 			conn_fail(c, 0, 0, CAIRN_ETOOBIG,
 			          "frame larger than the 4 MiB request limit");
 			break;

@@ -468,7 +468,7 @@ TEST(txn_group)
 	mvcc_begin(m);
 	CHECK_EQ_INT(mvcc_end(m), 3);
 	mvcc_begin(m);
-	CHECK_EQ_INT(mvcc_delete_range(m, S("q"), S("z"), NULL, NULL, &n), 0);
+	CHECK_EQ_INT(mvcc_delete_range(m, S("q"), S("w"), NULL, NULL, &n), 0);
 	CHECK_EQ_INT(mvcc_end(m), 3);
 	mvcc_destroy(m);
 	return 0;
@@ -760,6 +760,8 @@ TEST(dump_load_roundtrip)
 	fill_random(m, &x, 400, 40, 300);
 	CHECK(mvcc_compact_rev(m) > 0);
 	CHECK_EQ_INT(dump(m, &b), 0);
+	if (sizeof(void *) == 8) /* the dump fits the room it reserves */
+		CHECK(b.len <= mvcc_size_bytes(m) + 32);
 	CHECK_EQ_INT(load(&b, b.len, &m2), 0);
 	CHECK(same_stores(m, m2) == 0);
 	CHECK_EQ_INT(dump(m2, &b2), 0);
@@ -1132,6 +1134,11 @@ TEST(enomem)
 		done = false;
 		for (n = 0; !done; n++)
 			CHECK(fault_once((enum fault_op)op, n, &done) == 0);
+		if (op == F_CREATE && n == 1) {
+			/* Valgrind, for one, puts its own allocator first. */
+			printf("# skipped: the allocator could not be replaced\n");
+			return 0;
+		}
 		printf("# fault op %d: %ld allocations\n", op, n - 1);
 	}
 	CHECK_EQ_INT(fault_live, live);
@@ -1436,7 +1443,9 @@ static int op_get(struct mvcc *m, struct model *md, uint64_t *x)
 
 static int op_compact(struct mvcc *m, struct model *md, uint64_t *x)
 {
-	int64_t rev = md->compact + (int64_t)(rnd(x) % (uint64_t)(md->rev - md->compact + 2));
+	/* Mostly well behind the head, so that history stays to be read. */
+	uint64_t span = (uint64_t)(md->rev - md->compact) / 4 + 2;
+	int64_t rev = md->compact + (int64_t)(rnd(x) % span);
 	uint64_t size = mvcc_size_bytes(m);
 	int want = 0;
 

@@ -1,0 +1,188 @@
+# lib.sh: the harness of cairn's integration tests (sourced by each test).
+#
+# Starts real cairn-store processes on loopback with free ports and private
+# data directories, talks to them with the real cairnctl, and prints TAP.
+# Every process started is recorded by PID and stopped on exit, whether the
+# test passed, failed or was interrupted. On failure the members' logs are
+# printed as TAP comments.
+#
+#   . "$CAIRN_SRCDIR/tests/integration/lib.sh"
+#   cluster_start 3
+#   ok "put works" ctl put a 1
+#   ...
+#   done_testing
+
+set -u
+
+BUILD=${CAIRN_BUILDDIR:-$(cd "$(dirname "$0")/../.." && pwd)}
+STORE="$BUILD/store/cairn-store"
+CTL="$BUILD/cli/cairnctl"
+TESTDIR=$(mktemp -d "${TMPDIR:-/tmp}/cairn-test.XXXXXX")
+N_TESTS=0
+N_FAILED=0
+PIDS=()      # by member index (1-based)
+ALL_PIDS=()  # everything ever started, for cleanup
+N_MEMBERS=0
+
+cleanup() {
+	local pid
+	for pid in "${ALL_PIDS[@]}"; do
+		kill -9 "$pid" 2>/dev/null
+	done
+	for pid in "${ALL_PIDS[@]}"; do
+		wait "$pid" 2>/dev/null
+	done
+	if [ "$N_FAILED" -gt 0 ] || [ "${KEEP_TESTDIR:-0}" = 1 ]; then
+		echo "# logs and data kept in $TESTDIR"
+	else
+		rm -rf "$TESTDIR"
+	fi
+}
+trap cleanup EXIT
+trap 'exit 1' INT TERM
+
+diag() {
+	local line
+	while IFS= read -r line; do
+		printf '# %s\n' "$line"
+	done
+}
+
+# ok DESCRIPTION COMMAND...: one TAP test that passes when COMMAND succeeds.
+ok() {
+	local desc=$1 out
+	shift
+	N_TESTS=$((N_TESTS + 1))
+	if out=$("$@" 2>&1); then
+		echo "ok $N_TESTS - $desc"
+	else
+		N_FAILED=$((N_FAILED + 1))
+		echo "not ok $N_TESTS - $desc"
+		printf '%s\n' "$out" | tail -n 20 | diag
+		dump_logs
+	fi
+}
+
+# is DESCRIPTION EXPECTED ACTUAL
+is() {
+	N_TESTS=$((N_TESTS + 1))
+	if [ "$2" = "$3" ]; then
+		echo "ok $N_TESTS - $1"
+	else
+		N_FAILED=$((N_FAILED + 1))
+		echo "not ok $N_TESTS - $1"
+		printf 'expected: %s\n     got: %s\n' "$2" "$3" | diag
+		dump_logs
+	fi
+}
+
+dump_logs() {
+	local i
+	for i in $(seq 1 "$N_MEMBERS"); do
+		echo "--- member $i log (last 15 lines) ---" | diag
+		tail -n 15 "$TESTDIR/m$i.log" 2>/dev/null | diag
+	done
+}
+
+done_testing() {
+	echo "1..$N_TESTS"
+	[ "$N_FAILED" -eq 0 ]
+	exit $?
+}
+
+# A port nobody listens on now (checked by trying to connect to it).
+free_port() {
+	local p
+	while :; do
+		p=$((20000 + RANDOM % 40000))
+		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+			echo "$p"
+			return
+		fi
+	done
+}
+
+# cluster_init N: chooses ports and the --initial-cluster of N members.
+cluster_init() {
+	local i
+	N_MEMBERS=$1
+	INITIAL=""
+	ENDPOINTS=""
+	for i in $(seq 1 "$N_MEMBERS"); do
+		CPORT[$i]=$(free_port)
+		PPORT[$i]=$(free_port)
+		INITIAL="${INITIAL:+$INITIAL,}$i=127.0.0.1:${PPORT[$i]}"
+		ENDPOINTS="${ENDPOINTS:+$ENDPOINTS,}127.0.0.1:${CPORT[$i]}"
+	done
+	export CAIRN_ENDPOINTS=$ENDPOINTS
+}
+
+# member_start I [extra flags]: starts member I (again) with its data dir.
+member_start() {
+	local i=$1
+	shift
+	"$STORE" --id "$i" --data-dir "$TESTDIR/data$i" \
+		--listen-client "127.0.0.1:${CPORT[$i]}" \
+		--listen-peer "127.0.0.1:${PPORT[$i]}" \
+		--initial-cluster "$INITIAL" \
+		--election-timeout "${ELECTION_MS:-400}" --heartbeat-interval 40 \
+		"$@" >>"$TESTDIR/m$i.log" 2>&1 &
+	PIDS[$i]=$!
+	ALL_PIDS+=("$!")
+}
+
+member_kill() { # member_kill I [SIGNAL]
+	local i=$1 sig=${2:-KILL}
+	kill "-$sig" "${PIDS[$i]}" 2>/dev/null
+	wait "${PIDS[$i]}" 2>/dev/null
+	PIDS[$i]=""
+}
+
+member_endpoint() { echo "127.0.0.1:${CPORT[$1]}"; }
+
+cluster_start() { # cluster_start N [extra flags]
+	local n=$1 i
+	shift
+	cluster_init "$n"
+	for i in $(seq 1 "$n"); do
+		member_start "$i" "$@"
+	done
+	wait_leader
+}
+
+ctl() { "$CTL" --endpoints "$CAIRN_ENDPOINTS" "$@"; }
+
+# The member id of the leader according to member I's status, or nothing.
+leader_of() {
+	"$CTL" --endpoints "$(member_endpoint "$1")" -o json endpoint status 2>/dev/null |
+		sed -n 's/.*"leader":[[:space:]]*\([0-9]*\).*/\1/p' | head -n 1
+}
+
+# wait_leader [TIMEOUT_S]: until some live member reports a leader that is live.
+wait_leader() {
+	local deadline=$((SECONDS + ${1:-20})) i l
+	while [ $SECONDS -lt $deadline ]; do
+		for i in $(seq 1 "$N_MEMBERS"); do
+			[ -n "${PIDS[$i]:-}" ] || continue
+			l=$(leader_of "$i")
+			if [ -n "$l" ] && [ "$l" != 0 ] && [ -n "${PIDS[$l]:-}" ]; then
+				LEADER=$l
+				return 0
+			fi
+		done
+		sleep 0.1
+	done
+	echo "no leader within ${1:-20}s" >&2
+	return 1
+}
+
+# wait_until TIMEOUT_S COMMAND...: retries COMMAND until it succeeds.
+wait_until() {
+	local deadline=$((SECONDS + $1))
+	shift
+	while [ $SECONDS -lt $deadline ]; do
+		"$@" >/dev/null 2>&1 && return 0
+		sleep 0.1
+	done
+	"$@"
+}

@@ -1,0 +1,297 @@
+/*
+ * rawframe: speaks cairn's wire protocol byte by byte over a plain blocking
+ * socket, to send a store what no well-behaved client would. Used by
+ * malformed.sh.
+ *
+ *   rawframe HOST:PORT CASE
+ *
+ * Each case sends its bytes, then reads answers until the store closes the
+ * connection or 3 seconds pass, and prints one line per answer:
+ *   answer op=N err=N msg=...
+ * followed by "closed" if the store closed the connection. Exit status 0 when
+ * the exchange went as the case expects (printed as "expect: ..."), 1 if not.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "cairn.h"
+#include "frame.h"
+#include "mp.h"
+#include "proto.h"
+
+struct answer {
+	uint64_t op;
+	uint64_t err;
+	char msg[256];
+};
+
+static int dial(const char *endpoint)
+{
+	struct sockaddr_in sa;
+	char host[64];
+	char *colon;
+	int fd;
+
+	snprintf(host, sizeof host, "%s", endpoint);
+	colon = strrchr(host, ':');
+	if (colon == NULL)
+		return -1;
+	*colon = '\0';
+	memset(&sa, 0, sizeof sa);
+	sa.sin_family = AF_INET;
+	sa.sin_port = htons((uint16_t)atoi(colon + 1));
+	if (inet_pton(AF_INET, host, &sa.sin_addr) != 1)
+		return -1;
+	fd = socket(AF_INET, SOCK_STREAM, 0);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
+		perror("connect");
+		exit(1);
+	}
+	return fd;
+}
+
+static void send_all(int fd, const void *p, size_t n)
+{
+	const uint8_t *b = p;
+	ssize_t k;
+
+	while (n > 0) {
+		k = send(fd, b, n, MSG_NOSIGNAL);
+		if (k <= 0) {
+			if (k < 0 && errno == EINTR)
+				continue;
+			return; /* the store may close early; reading shows it */
+		}
+		b += k;
+		n -= (size_t)k;
+	}
+}
+
+static void send_frame(int fd, const struct buf *payload)
+{
+	uint8_t hdr[4];
+
+	proto_put_len(hdr, (uint32_t)payload->len);
+	send_all(fd, hdr, 4);
+	send_all(fd, payload->data, payload->len);
+}
+
+static void send_hello(int fd, uint64_t version)
+{
+	struct buf b = BUF_INIT;
+	struct mp_writer w;
+
+	mp_writer_init(&w, &b);
+	mp_put_map(&w, 3);
+	mp_put_key(&w, "id");
+	mp_put_uint(&w, 1);
+	mp_put_key(&w, "op");
+	mp_put_uint(&w, PROTO_OP_HELLO);
+	mp_put_key(&w, "ver");
+	mp_put_uint(&w, version);
+	send_frame(fd, &b);
+	buf_free(&b);
+}
+
+static void send_put(int fd, uint64_t id, const char *k, const char *v)
+{
+	struct buf b = BUF_INIT;
+	struct mp_writer w;
+
+	mp_writer_init(&w, &b);
+	mp_put_map(&w, 4);
+	mp_put_key(&w, "id");
+	mp_put_uint(&w, id);
+	mp_put_key(&w, "op");
+	mp_put_uint(&w, PROTO_OP_PUT);
+	mp_put_key(&w, "k");
+	mp_put_bin(&w, k, strlen(k));
+	mp_put_key(&w, "v");
+	mp_put_bin(&w, v, strlen(v));
+	send_frame(fd, &b);
+	buf_free(&b);
+}
+
+static void send_status(int fd, uint64_t id)
+{
+	struct buf b = BUF_INIT;
+	struct mp_writer w;
+
+	mp_writer_init(&w, &b);
+	mp_put_map(&w, 2);
+	mp_put_key(&w, "id");
+	mp_put_uint(&w, id);
+	mp_put_key(&w, "op");
+	mp_put_uint(&w, PROTO_OP_STATUS);
+	send_frame(fd, &b);
+	buf_free(&b);
+}
+
+static void parse_answer(const uint8_t *p, uint32_t len, struct answer *a)
+{
+	struct mp_reader r;
+	const char *k;
+	const char *s;
+	uint32_t klen;
+	uint32_t slen;
+	uint32_t n;
+
+	memset(a, 0, sizeof *a);
+	mp_reader_init(&r, p, len);
+	if (!mp_read_map(&r, &n)) {
+		snprintf(a->msg, sizeof a->msg, "(not a map)");
+		return;
+	}
+	while (n-- > 0 && mp_read_str(&r, &k, &klen)) {
+		if (MP_KEY_IS(k, klen, "op"))
+			mp_read_uint(&r, &a->op);
+		else if (MP_KEY_IS(k, klen, "err"))
+			mp_read_uint(&r, &a->err);
+		else if (MP_KEY_IS(k, klen, "msg") && mp_read_str(&r, &s, &slen))
+			snprintf(a->msg, sizeof a->msg, "%.*s", (int)slen, s);
+		else
+			mp_skip(&r);
+	}
+}
+
+/* Reads answers until close or timeout; returns how many, the last in *last;
+ * *closed tells whether the store closed the connection. */
+static int read_answers(int fd, struct answer *last, int *closed)
+{
+	struct frame_reader fr;
+	struct pollfd pfd = {fd, POLLIN, 0};
+	const uint8_t *payload;
+	uint32_t len;
+	uint8_t *p;
+	size_t room;
+	ssize_t k;
+	int count = 0;
+
+	*closed = 0;
+	frame_reader_init(&fr, PROTO_RESP_FRAME_MAX);
+	while (poll(&pfd, 1, 3000) == 1) {
+		if (frame_space(&fr, 65536, &p, &room) != 0)
+			break;
+		k = recv(fd, p, room, 0);
+		if (k <= 0) {
+			*closed = 1;
+			break;
+		}
+		frame_commit(&fr, (size_t)k);
+		while (frame_next(&fr, &payload, &len) == 1) {
+			parse_answer(payload, len, last);
+			printf("answer op=%llu err=%llu msg=%s\n",
+			       (unsigned long long)last->op,
+			       (unsigned long long)last->err, last->msg);
+			count++;
+		}
+	}
+	if (*closed)
+		printf("closed\n");
+	frame_reader_close(&fr);
+	return count;
+}
+
+static void send_bytes_frame(int fd, const uint8_t *p, size_t n)
+{
+	struct buf b = {(uint8_t *)p, n, n};
+
+	send_frame(fd, &b);
+}
+
+/* Each case returns the error code its last answer must carry (0 = success)
+ * and whether the connection must be closed by the store. */
+static int run_case(int fd, const char *name, int *want_err, int *want_close)
+{
+	static const uint8_t garbage[] = {0xc1, 0xff, 0x00, 0x13};
+	/* a map of one pair whose value declares 2^32-1 array elements */
+	static const uint8_t hostile[] = {0x81, 0xa2, 'i', 'd', 0xdd, 0xff, 0xff,
+	                                  0xff, 0xff, 0x01};
+	/* a map declaring 2^32-1 pairs */
+	static const uint8_t hostile_map[] = {0xdf, 0xff, 0xff, 0xff, 0xff};
+	/* a key whose string length claims 4 GiB */
+	static const uint8_t hostile_str[] = {0x81, 0xdb, 0xff, 0xff, 0xff, 0xff};
+	uint8_t hdr[4];
+
+	*want_close = 1;
+	*want_err = CAIRN_EPROTO;
+	if (strcmp(name, "hello") == 0) {
+		send_hello(fd, PROTO_VERSION);
+		*want_err = 0;
+		*want_close = 0;
+	} else if (strcmp(name, "status") == 0) {
+		send_hello(fd, PROTO_VERSION);
+		send_status(fd, 2);
+		*want_err = 0;
+		*want_close = 0;
+	} else if (strcmp(name, "bad-version") == 0) {
+		send_hello(fd, 999);
+		*want_err = CAIRN_EVERSION;
+	} else if (strcmp(name, "no-hello") == 0) {
+		send_put(fd, 5, "k", "v");
+	} else if (strcmp(name, "oversize") == 0) {
+		send_hello(fd, PROTO_VERSION);
+		proto_put_len(hdr, 0xffffffffu);
+		send_all(fd, hdr, 4);
+		*want_err = CAIRN_ETOOBIG;
+	} else if (strcmp(name, "garbage") == 0) {
+		send_hello(fd, PROTO_VERSION);
+		send_bytes_frame(fd, garbage, sizeof garbage);
+	} else if (strcmp(name, "hostile-array") == 0) {
+		send_hello(fd, PROTO_VERSION);
+		send_bytes_frame(fd, hostile, sizeof hostile);
+	} else if (strcmp(name, "hostile-map") == 0) {
+		send_hello(fd, PROTO_VERSION);
+		send_bytes_frame(fd, hostile_map, sizeof hostile_map);
+	} else if (strcmp(name, "hostile-str") == 0) {
+		send_hello(fd, PROTO_VERSION);
+		send_bytes_frame(fd, hostile_str, sizeof hostile_str);
+	} else if (strcmp(name, "truncated") == 0) {
+		send_hello(fd, PROTO_VERSION);
+		proto_put_len(hdr, 100);
+		send_all(fd, hdr, 4);
+		send_all(fd, garbage, sizeof garbage);
+		shutdown(fd, SHUT_WR);
+	} else if (strcmp(name, "empty-frame") == 0) {
+		send_hello(fd, PROTO_VERSION);
+		send_bytes_frame(fd, garbage, 0);
+	} else {
+		fprintf(stderr, "rawframe: unknown case '%s'\n", name);
+		exit(2);
+	}
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	struct answer last;
+	int want_err;
+	int want_close;
+	int closed;
+	int n;
+	int fd;
+
+	if (argc != 3) {
+		fprintf(stderr, "usage: rawframe HOST:PORT CASE\n");
+		return 2;
+	}
+	fd = dial(argv[1]);
+	if (fd < 0) {
+		fprintf(stderr, "rawframe: bad endpoint '%s'\n", argv[1]);
+		return 2;
+	}
+	run_case(fd, argv[2], &want_err, &want_close);
+	n = read_answers(fd, &last, &closed);
+	close(fd);
+	printf("expect: err=%d %s\n", want_err, want_close ? "closed" : "open");
+	if (n == 0 || (int)last.err != want_err || closed != want_close)
+		return 1;
+	return 0;
+}
