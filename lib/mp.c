@@ -270,7 +270,9 @@ static bool skip(struct mp_reader *r, unsigned depth)
 	int64_t s;
 	bool b;
 
-	if (depth > MP_MAX_DEPTH)
+	/* Refuses containers nested more than MP_MAX_DEPTH deep. */
+	if (depth >= MP_MAX_DEPTH &&
+	    (mp_peek(r) == MP_ARRAY || mp_peek(r) == MP_MAP))
 		return fail(r);
 	switch (mp_peek(r)) {
 	case MP_NIL:

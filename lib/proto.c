@@ -154,6 +154,8 @@ static bool read_compares(struct decoder *d, struct proto_req *req)
 		return failf(d, CAIRN_ETOOMANYOPS,
 		             "transaction has %u compares, at most %u", n,
 		             PROTO_MAX_TXN_OPS);
+	if (req->cmp != NULL)
+		return failf(d, CAIRN_EPROTO, "field 'cmp' given twice");
 	if (n == 0)
 		return true;
 	req->cmp = calloc(n, sizeof *req->cmp);
@@ -183,6 +185,8 @@ static bool read_branch(struct decoder *d, const char *field,
 		return failf(d, CAIRN_ETOOMANYOPS,
 		             "transaction branch has %u operations, at most %u", n,
 		             PROTO_MAX_TXN_OPS);
+	if (*ops != NULL)
+		return failf(d, CAIRN_EPROTO, "field '%s' given twice", field);
 	if (n == 0)
 		return true;
 	*ops = calloc(n, sizeof **ops);
@@ -246,6 +250,14 @@ static bool read_field(struct decoder *d, struct proto_req *req, const char *k,
 		return read_uint(d, "ack", &req->ack);
 	if (MP_KEY_IS(k, klen, "ver"))
 		return read_uint(d, "ver", &req->version);
+	if (MP_KEY_IS(k, klen, "mid"))
+		return read_uint(d, "mid", &req->member);
+	if (MP_KEY_IS(k, klen, "cli"))
+		return read_bytes(d, "cli", &req->addr, &req->addr_len,
+		                  PROTO_MAX_ATTR - 1);
+	if (MP_KEY_IS(k, klen, "name"))
+		return read_bytes(d, "name", &req->name, &req->name_len,
+		                  PROTO_MAX_ATTR - 1);
 	if (MP_KEY_IS(k, klen, "cmp"))
 		return depth > 0 ? failf(d, CAIRN_EINVAL, "nested compares")
 		                 : read_compares(d, req);
@@ -306,13 +318,22 @@ int proto_decode_req(const uint8_t *p, size_t len, struct proto_req *req,
                      char *errbuf, size_t errlen)
 {
 	struct decoder d;
+	struct mp_reader probe;
 
 	memset(req, 0, sizeof *req);
 	mp_reader_init(&d.r, p, len);
 	d.errbuf = errbuf;
 	d.errlen = errlen;
 	d.err = 0;
-	if (read_op(&d, req, 0) && mp_left(&d.r) != 0)
+	/* Walk the whole request once first, so nesting is limited from the
+	 * request map down, exactly as when the entry holding it is applied. */
+	probe = d.r;
+	if (!mp_skip(&probe)) {
+		/* Decode anyway, for the id and the most precise message. */
+		read_op(&d, req, 0);
+		failf(&d, CAIRN_EPROTO, "request nested more than %d levels deep",
+		      MP_MAX_DEPTH);
+	} else if (read_op(&d, req, 0) && mp_left(&d.r) != 0)
 		failf(&d, CAIRN_EPROTO, "%zu trailing bytes after the request",
 		      mp_left(&d.r));
 	if (d.err != 0) {

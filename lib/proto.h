@@ -20,10 +20,13 @@
  *   s   array of op maps (success branch: op + the fields above, no id)
  *   f   array of op maps (failure branch)
  *   ver uint  protocol version (HELLO)
+ *   mid uint, cli str, name str  a member's attributes (PUBLISH: members
+ *             only, proposed by a new leader for itself; clients are refused)
  *
  * Response map keys:
  *   id, op  as the request        err uint  CAIRN_E* (absent = success)
  *   msg str   error message       ldr uint  leader id (HELLO, ENOTLEADER)
+ *   la  str   the leader's client address, when known (ENOTLEADER)
  *   h   map   header {m: member id, r: revision, t: raft term}
  *   kvs array of kv               more bool   cnt int     (RANGE)
  *   pkvs array of kv              del int                 (PUT, DELETE)
@@ -52,6 +55,7 @@
 #define PROTO_RESP_FRAME_MAX (256u << 20)
 #define PROTO_MAX_TXN_OPS 128
 #define PROTO_MAX_KEY (64u << 10)
+#define PROTO_MAX_ATTR 64 /* member address and name lengths */
 
 /* X(name, code, is_write): one table of operations. */
 #define PROTO_OPS(X)                                                         \
@@ -61,7 +65,8 @@
 	X(DELETE, 3, true)                                                   \
 	X(TXN, 4, true)                                                      \
 	X(STATUS, 5, false)                                                  \
-	X(MEMBERS, 6, false)
+	X(MEMBERS, 6, false)                                                 \
+	X(PUBLISH, 7, true)
 
 enum proto_op {
 #define PROTO__OP_ENUM(name, code, w) PROTO_OP_##name = code,
@@ -110,6 +115,11 @@ struct proto_req {
 	uint64_t seq;
 	uint64_t ack;
 	uint64_t version;
+	uint64_t member;
+	const uint8_t *addr;
+	uint32_t addr_len;
+	const uint8_t *name;
+	uint32_t name_len;
 	struct proto_compare *cmp;
 	uint32_t n_cmp;
 	struct proto_req *succ;

@@ -19,7 +19,7 @@
 struct applied {
 	uint64_t seq;
 	int64_t rev;
-	bool ok;
+	int32_t outcome;
 };
 
 struct client {
@@ -196,7 +196,7 @@ static uint32_t lower_bound(const struct client *c, uint64_t s)
 }
 
 bool dedup_seen(struct dedup *d, uint64_t cid, uint64_t seq, uint64_t ack,
-                int64_t *rev, bool *ok)
+                int64_t *rev, int *outcome)
 {
 	struct client *c = find(d, cid);
 	uint32_t i;
@@ -207,18 +207,18 @@ bool dedup_seen(struct dedup *d, uint64_t cid, uint64_t seq, uint64_t ack,
 	if (seq < ack) {
 		/* Acknowledged already, so applied: a stray copy of an old write. */
 		*rev = 0;
-		*ok = true;
+		*outcome = 0;
 		return true;
 	}
 	i = lower_bound(c, seq);
 	if (i == c->n || c->done[i].seq != seq)
 		return false;
 	*rev = c->done[i].rev;
-	*ok = c->done[i].ok;
+	*outcome = c->done[i].outcome;
 	return true;
 }
 
-static int insert(struct client *c, uint64_t seq, int64_t rev, bool ok)
+static int insert(struct client *c, uint64_t seq, int64_t rev, int outcome)
 {
 	uint32_t i;
 
@@ -238,13 +238,13 @@ static int insert(struct client *c, uint64_t seq, int64_t rev, bool ok)
 	memmove(c->done + i + 1, c->done + i, (c->n - i) * sizeof *c->done);
 	c->done[i].seq = seq;
 	c->done[i].rev = rev;
-	c->done[i].ok = ok;
+	c->done[i].outcome = outcome;
 	c->n++;
 	return 0;
 }
 
 int dedup_record(struct dedup *d, uint64_t cid, uint64_t seq, int64_t rev,
-                 bool ok)
+                 int outcome)
 {
 	struct client *c = find(d, cid);
 
@@ -256,7 +256,7 @@ int dedup_record(struct dedup *d, uint64_t cid, uint64_t seq, int64_t rev,
 		lru_unlink(d, c);
 		lru_push(d, c);
 	}
-	return insert(c, seq, rev, ok);
+	return insert(c, seq, rev, outcome);
 }
 
 uint32_t dedup_clients(const struct dedup *d)
@@ -264,7 +264,8 @@ uint32_t dedup_clients(const struct dedup *d)
 	return d->n_clients;
 }
 
-/* Format: [[cid, [seq, rev, ok, seq, rev, ok, ...]], ...] least recent first. */
+/* Format: [[cid, [seq, rev, outcome, seq, rev, outcome, ...]], ...] least
+ * recent first. */
 int dedup_dump(const struct dedup *d, struct buf *out)
 {
 	struct mp_writer w;
@@ -280,7 +281,7 @@ int dedup_dump(const struct dedup *d, struct buf *out)
 		for (i = 0; i < c->n; i++) {
 			mp_put_uint(&w, c->done[i].seq);
 			mp_put_int(&w, c->done[i].rev);
-			mp_put_bool(&w, c->done[i].ok);
+			mp_put_int(&w, c->done[i].outcome);
 		}
 	}
 	return w.err;
@@ -293,6 +294,7 @@ static int load_client(struct dedup *d, struct mp_reader *r)
 	uint32_t n;
 	uint32_t k;
 	struct applied a;
+	int64_t outcome;
 
 	if (!mp_read_array(r, &n) || n != 2 || !mp_read_uint(r, &cid) ||
 	    !mp_read_array(r, &n) || n % 3 != 0 || n / 3 > DEDUP_MAX_PENDING ||
@@ -303,11 +305,13 @@ static int load_client(struct dedup *d, struct mp_reader *r)
 		return CAIRN_ENOMEM;
 	for (k = 0; k < n / 3; k++) {
 		if (!mp_read_uint(r, &a.seq) || !mp_read_int(r, &a.rev) ||
-		    !mp_read_bool(r, &a.ok))
+		    !mp_read_int(r, &outcome) || outcome < INT32_MIN ||
+		    outcome > INT32_MAX)
 			return CAIRN_EPROTO;
+		a.outcome = (int32_t)outcome;
 		if (k > 0 && a.seq <= c->done[c->n - 1].seq)
 			return CAIRN_EPROTO;
-		if (insert(c, a.seq, a.rev, a.ok) != 0)
+		if (insert(c, a.seq, a.rev, a.outcome) != 0)
 			return CAIRN_ENOMEM;
 	}
 	return 0;

@@ -32,14 +32,15 @@ void dedup_destroy(struct dedup *d);
 /*
  * Looks (cid, seq) up after dropping what ack acknowledges. Returns true for a
  * duplicate, with the revision it was applied at (0 if that was forgotten) and
- * whether it succeeded (a transaction's branch).
+ * its outcome as exec_write() returned it (0 if forgotten).
  */
 bool dedup_seen(struct dedup *d, uint64_t cid, uint64_t seq, uint64_t ack,
-                int64_t *rev, bool *ok);
+                int64_t *rev, int *outcome);
 
-/* Records (cid, seq) as applied at rev. Returns 0 or CAIRN_ENOMEM. */
+/* Records (cid, seq) as applied at rev with outcome. Returns 0 or
+ * CAIRN_ENOMEM. */
 int dedup_record(struct dedup *d, uint64_t cid, uint64_t seq, int64_t rev,
-                 bool ok);
+                 int outcome);
 
 uint32_t dedup_clients(const struct dedup *d);
 

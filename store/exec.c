@@ -66,7 +66,7 @@ static void answer_top(struct answer *a, struct mp_writer *w,
 }
 
 void exec_error(struct mp_writer *w, uint64_t id, unsigned op, int code,
-                const char *msg, uint64_t leader)
+                const char *msg, uint64_t leader, const char *leader_addr)
 {
 	struct answer a;
 
@@ -77,6 +77,8 @@ void exec_error(struct mp_writer *w, uint64_t id, unsigned op, int code,
 	mp_put_str(field(&a, "msg"), msg, strlen(msg));
 	if (leader != 0)
 		mp_put_uint(field(&a, "ldr"), leader);
+	if (leader_addr != NULL)
+		mp_put_str(field(&a, "la"), leader_addr, strlen(leader_addr));
 	answer_close(&a);
 }
 
@@ -153,7 +155,7 @@ void exec_read(struct mvcc *m, const struct proto_req *req,
 	int rv = range_check(m, req, msg, sizeof msg);
 
 	if (rv != 0) {
-		exec_error(w, req->id, req->op, rv, msg, 0);
+		exec_error(w, req->id, req->op, rv, msg, 0, NULL);
 		return;
 	}
 	answer_top(&a, w, req, h, mvcc_rev(m));
@@ -344,8 +346,8 @@ static bool txn_succeeds(struct mvcc *m, const struct proto_req *req)
  * the header goes first; the fields are built in a scratch buffer and appended
  * after the header.
  */
-bool exec_write(struct mvcc *m, const struct proto_req *req,
-                const struct exec_hdr *h, struct mp_writer *w)
+int exec_write(struct mvcc *m, const struct proto_req *req,
+               const struct exec_hdr *h, struct mp_writer *w)
 {
 	struct buf scratch = BUF_INIT;
 	struct mp_writer sw;
@@ -367,8 +369,8 @@ bool exec_write(struct mvcc *m, const struct proto_req *req,
 	rv = check_branch(m, ops, n, msg, sizeof msg);
 	if (rv != 0) {
 		if (w != NULL)
-			exec_error(w, req->id, req->op, rv, msg, 0);
-		return false;
+			exec_error(w, req->id, req->op, rv, msg, 0, NULL);
+		return rv;
 	}
 	if (w != NULL) {
 		mp_writer_init(&sw, &scratch);
@@ -394,17 +396,24 @@ bool exec_write(struct mvcc *m, const struct proto_req *req,
 			w->err = sw.err;
 	}
 	buf_free(&scratch);
-	return ok;
+	return ok ? 0 : EXEC_TXN_FAILED;
 }
 
 void exec_duplicate(const struct proto_req *req, const struct exec_hdr *h,
-                    int64_t rev, bool ok, struct mp_writer *w)
+                    int64_t rev, int outcome, struct mp_writer *w)
 {
 	struct answer a;
+	char msg[160];
 
+	if (outcome > 0) {
+		snprintf(msg, sizeof msg, "this write was applied before and failed: %s",
+		         cairn_strerror(outcome));
+		exec_error(w, req->id, req->op, outcome, msg, 0, NULL);
+		return;
+	}
 	answer_top(&a, w, req, h, rev);
 	mp_put_bool(field(&a, "dup"), true);
 	if (req->op == PROTO_OP_TXN)
-		mp_put_bool(field(&a, "ok"), ok);
+		mp_put_bool(field(&a, "ok"), outcome == 0);
 	answer_close(&a);
 }

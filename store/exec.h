@@ -28,21 +28,26 @@ struct exec_hdr {
 void exec_read(struct mvcc *m, const struct proto_req *req,
                const struct exec_hdr *h, struct mp_writer *w);
 
+/* A transaction whose compares failed (its failure branch ran). */
+#define EXEC_TXN_FAILED (-1)
+
 /*
- * Applies a write and, if w is not NULL, encodes its whole answer. Returns true
- * when the write succeeded: false for a domain error (nothing changed) or a
- * transaction whose compares failed (its failure branch ran).
+ * Applies a write and, if w is not NULL, encodes its whole answer. Returns its
+ * outcome: 0 for success, EXEC_TXN_FAILED, or the CAIRN_E* code of a domain
+ * error (nothing changed).
  */
-bool exec_write(struct mvcc *m, const struct proto_req *req,
-                const struct exec_hdr *h, struct mp_writer *w);
+int exec_write(struct mvcc *m, const struct proto_req *req,
+               const struct exec_hdr *h, struct mp_writer *w);
 
-/* Encodes the answer to a retried write that was applied before. */
+/* Encodes the answer to a retried write that was applied before with this
+ * outcome: the same error if it failed, else a success marked dup. */
 void exec_duplicate(const struct proto_req *req, const struct exec_hdr *h,
-                    int64_t rev, bool ok, struct mp_writer *w);
+                    int64_t rev, int outcome, struct mp_writer *w);
 
-/* Encodes an error answer {id, op, err, msg[, ldr]}; leader 0 is left out. */
+/* Encodes an error answer {id, op, err, msg[, ldr][, la]}; leader 0 and
+ * leader_addr NULL are left out. */
 void exec_error(struct mp_writer *w, uint64_t id, unsigned op, int code,
-                const char *msg, uint64_t leader);
+                const char *msg, uint64_t leader, const char *leader_addr);
 
 /* A write that cannot be applied for lack of memory would leave this member
  * different from the others: log and exit (the log replays on restart). */

@@ -53,10 +53,72 @@ void fsm_entry_add(struct fsm_entry *e, const uint8_t *payload, size_t len)
 	e->n++;
 }
 
+/*
+ * libraft 0.15 misreads, when it loads its log at start, entries whose length
+ * is not a multiple of 8 ("read header: short read", or entries silently
+ * mangled). Entries are padded with zero bytes after the msgpack object, which
+ * apply() never reads.
+ */
 int fsm_entry_end(struct fsm_entry *e)
 {
+	static const uint8_t zeros[8];
+	size_t pad = (8 - e->w.b->len % 8) % 8;
+
 	mp_close(&e->w, e->at, e->n);
+	mp_put_raw(&e->w, zeros, pad);
 	return e->w.err;
+}
+
+/* ---- member attributes ---------------------------------------------------- */
+
+const struct fsm_member *fsm_member(const struct fsm *f, uint64_t id)
+{
+	unsigned i;
+
+	for (i = 0; i < f->n_members; i++)
+		if (f->members[i].id == id)
+			return &f->members[i];
+	return NULL;
+}
+
+int fsm_encode_publish(struct buf *b, uint64_t id, const char *client,
+                       const char *name)
+{
+	struct mp_writer w;
+
+	mp_writer_init(&w, b);
+	mp_put_map(&w, 4);
+	mp_put_key(&w, "op");
+	mp_put_uint(&w, PROTO_OP_PUBLISH);
+	mp_put_key(&w, "mid");
+	mp_put_uint(&w, id);
+	mp_put_key(&w, "cli");
+	mp_put_str(&w, client, strlen(client));
+	mp_put_key(&w, "name");
+	mp_put_str(&w, name, strlen(name));
+	return w.err;
+}
+
+static void set_member(struct fsm *f, uint64_t id, const uint8_t *client,
+                       uint32_t client_len, const uint8_t *name,
+                       uint32_t name_len)
+{
+	struct fsm_member *m = (struct fsm_member *)fsm_member(f, id);
+
+	if (m == NULL) {
+		if (f->n_members == FSM_MAX_MEMBERS) {
+			log_warn("member table full: attributes of %llu dropped",
+			         (unsigned long long)id);
+			return;
+		}
+		m = &f->members[f->n_members++];
+	}
+	m->id = id;
+	/* Lengths were checked against PROTO_MAX_ATTR by the decoder. */
+	memcpy(m->client, client, client_len);
+	m->client[client_len] = '\0';
+	memcpy(m->name, name, name_len);
+	m->name[name_len] = '\0';
 }
 
 /* ---- apply ---------------------------------------------------------------- */
@@ -68,7 +130,7 @@ static void apply_one(struct fsm *f, const uint8_t *p, size_t len,
 	struct proto_req req;
 	char msg[160];
 	int64_t rev;
-	bool ok;
+	int outcome;
 	int rv;
 
 	rv = proto_decode_req(p, len, &req, msg, sizeof msg);
@@ -78,21 +140,27 @@ static void apply_one(struct fsm *f, const uint8_t *p, size_t len,
 	}
 	if (rv != 0) {
 		if (w != NULL)
-			exec_error(w, req.id, req.op, rv, msg, 0);
+			exec_error(w, req.id, req.op, rv, msg, 0, NULL);
+		proto_req_free(&req);
+		return;
+	}
+	if (req.op == PROTO_OP_PUBLISH) {
+		set_member(f, req.member, req.addr, req.addr_len, req.name,
+		           req.name_len);
 		proto_req_free(&req);
 		return;
 	}
 	if (req.client_id != 0 &&
-	    dedup_seen(f->dedup, req.client_id, req.seq, req.ack, &rev, &ok)) {
+	    dedup_seen(f->dedup, req.client_id, req.seq, req.ack, &rev, &outcome)) {
 		if (w != NULL)
-			exec_duplicate(&req, &h, rev, ok, w);
+			exec_duplicate(&req, &h, rev, outcome, w);
 		proto_req_free(&req);
 		return;
 	}
-	ok = exec_write(f->mvcc, &req, &h, w);
+	outcome = exec_write(f->mvcc, &req, &h, w);
 	if (req.client_id != 0 &&
 	    dedup_record(f->dedup, req.client_id, req.seq, mvcc_rev(f->mvcc),
-	                 ok) != 0)
+	                 outcome) != 0)
 		exec_out_of_memory();
 	proto_req_free(&req);
 }
@@ -135,6 +203,53 @@ static int apply(struct raft_fsm *rf, const struct raft_buffer *buf,
 
 /* ---- snapshots ------------------------------------------------------------ */
 
+/* Format: [[id, client, name], ...] */
+static int dump_members(const struct fsm *f, struct buf *out)
+{
+	struct mp_writer w;
+	unsigned i;
+
+	mp_writer_init(&w, out);
+	mp_put_array(&w, f->n_members);
+	for (i = 0; i < f->n_members; i++) {
+		mp_put_array(&w, 3);
+		mp_put_uint(&w, f->members[i].id);
+		mp_put_str(&w, f->members[i].client, strlen(f->members[i].client));
+		mp_put_str(&w, f->members[i].name, strlen(f->members[i].name));
+	}
+	return w.err;
+}
+
+/* Reads the member table into members and n; false if malformed. */
+static bool load_members(struct mp_reader *r, struct fsm_member *members,
+                         unsigned *n)
+{
+	const uint8_t *client;
+	const uint8_t *name;
+	uint32_t client_len;
+	uint32_t name_len;
+	uint32_t count;
+	uint32_t k;
+	uint32_t i;
+
+	if (!mp_read_array(r, &count) || count > FSM_MAX_MEMBERS)
+		return false;
+	for (i = 0; i < count; i++) {
+		struct fsm_member *m = &members[i];
+		if (!mp_read_array(r, &k) || k != 3 || !mp_read_uint(r, &m->id) ||
+		    !mp_read_bytes(r, &client, &client_len) ||
+		    client_len >= PROTO_MAX_ATTR ||
+		    !mp_read_bytes(r, &name, &name_len) || name_len >= PROTO_MAX_ATTR)
+			return false;
+		memcpy(m->client, client, client_len);
+		m->client[client_len] = '\0';
+		memcpy(m->name, name, name_len);
+		m->name[name_len] = '\0';
+	}
+	*n = count;
+	return true;
+}
+
 int fsm_encode_snapshot(struct fsm *f, uint8_t **out, size_t *len)
 {
 	LZ4F_preferences_t prefs;
@@ -146,13 +261,15 @@ int fsm_encode_snapshot(struct fsm *f, uint8_t **out, size_t *len)
 	int rv;
 
 	mp_writer_init(&w, &raw);
-	mp_put_array(&w, 3);
+	mp_put_array(&w, 4);
 	mp_put_uint(&w, SNAPSHOT_FORMAT);
 	rv = w.err;
 	if (rv == 0)
 		rv = mvcc_dump(f->mvcc, &raw);
 	if (rv == 0)
 		rv = dedup_dump(f->dedup, &raw);
+	if (rv == 0)
+		rv = dump_members(f, &raw);
 	if (rv != 0)
 		goto err;
 	memset(&prefs, 0, sizeof prefs);
@@ -227,6 +344,8 @@ int fsm_decode_snapshot(struct fsm *f, const uint8_t *p, size_t len,
 {
 	struct buf raw = BUF_INIT;
 	struct mp_reader r;
+	struct fsm_member members[FSM_MAX_MEMBERS];
+	unsigned n_members = 0;
 	struct mvcc *m = NULL;
 	struct dedup *d = NULL;
 	uint64_t format;
@@ -238,7 +357,7 @@ int fsm_decode_snapshot(struct fsm *f, const uint8_t *p, size_t len,
 		goto out;
 	mp_reader_init(&r, raw.data, raw.len);
 	rv = CAIRN_EPROTO;
-	if (!mp_read_array(&r, &n) || n != 3 || !mp_read_uint(&r, &format) ||
+	if (!mp_read_array(&r, &n) || n != 4 || !mp_read_uint(&r, &format) ||
 	    format != SNAPSHOT_FORMAT) {
 		snprintf(errbuf, errlen, "snapshot: unknown format");
 		goto out;
@@ -247,14 +366,20 @@ int fsm_decode_snapshot(struct fsm *f, const uint8_t *p, size_t len,
 		snprintf(errbuf, errlen, "snapshot: keyspace is corrupt");
 		goto out;
 	}
-	if (dedup_load(&r, &d) != 0 || mp_left(&r) != 0) {
+	if (dedup_load(&r, &d) != 0) {
 		snprintf(errbuf, errlen, "snapshot: client table is corrupt");
+		goto out;
+	}
+	if (!load_members(&r, members, &n_members) || mp_left(&r) != 0) {
+		snprintf(errbuf, errlen, "snapshot: member table is corrupt");
 		goto out;
 	}
 	mvcc_destroy(f->mvcc);
 	dedup_destroy(f->dedup);
 	f->mvcc = m;
 	f->dedup = d;
+	memcpy(f->members, members, n_members * sizeof members[0]);
+	f->n_members = n_members;
 	m = NULL;
 	d = NULL;
 	rv = 0;

@@ -10,7 +10,12 @@
  * on it. Applying never fails (libraft stalls on a non-zero return): a request
  * that cannot be applied gets an error answer, the same on every member.
  *
- * A snapshot is [format 1, keyspace, dedup table] in MessagePack, compressed as
+ * Besides the keyspace, the state holds each member's published attributes
+ * (client address and name; a new leader publishes its own through the log),
+ * so any member can tell a client where the leader takes requests.
+ *
+ * A snapshot is [format 1, keyspace, dedup table, member attributes] in
+ * MessagePack, compressed as
  * one LZ4 frame with block and content checksums. Restore checks all of it and
  * refuses (logging why) anything corrupt, leaving the current state untouched.
  *
@@ -25,6 +30,7 @@
 #include "buf.h"
 #include "exec.h"
 #include "mp.h"
+#include "proto.h"
 
 struct mvcc;
 struct dedup;
@@ -38,6 +44,14 @@ struct fsm_hooks {
 	void (*answer_end)(void *arg);
 };
 
+#define FSM_MAX_MEMBERS 64
+
+struct fsm_member {
+	uint64_t id;
+	char client[PROTO_MAX_ATTR];
+	char name[PROTO_MAX_ATTR];
+};
+
 struct fsm {
 	struct raft_fsm raft_fsm; /* handed to raft_init(); data points here */
 	struct mvcc *mvcc;
@@ -46,17 +60,26 @@ struct fsm {
 	const struct raft *raft; /* for the term in answer headers; may be NULL */
 	struct fsm_hooks hooks;
 	uint64_t applied; /* entries applied since start, for status and tests */
+	struct fsm_member members[FSM_MAX_MEMBERS];
+	unsigned n_members;
 };
 
 /* Sets up an empty state machine. Returns 0 or CAIRN_ENOMEM. */
 int fsm_init(struct fsm *f, uint64_t member_id, const struct fsm_hooks *hooks);
 void fsm_close(struct fsm *f);
 
+/* The published attributes of member id, or NULL. */
+const struct fsm_member *fsm_member(const struct fsm *f, uint64_t id);
+
+/* Appends to b the request that publishes a member's attributes. */
+int fsm_encode_publish(struct buf *b, uint64_t id, const char *client,
+                       const char *name);
+
 /* The header of answers made now. */
 struct exec_hdr fsm_header(const struct fsm *f);
 
 /* Building an entry: begin, add each request payload, end. The entry's bytes
- * are b's contents. */
+ * are b's contents, padded to a multiple of 8 bytes (a libraft 0.15 need). */
 struct fsm_entry {
 	struct mp_writer w;
 	size_t at;

@@ -224,14 +224,67 @@ static void apply_cb(struct raft_apply *req, int status, void *result)
 	proposal_done(req->data, status);
 }
 
+static void publish_cb(struct raft_apply *req, int status, void *result)
+{
+	(void)result;
+	if (status != 0)
+		log_warn("publishing this member's address: %s", raft_strerror(status));
+	free(req);
+}
+
+/* A new leader makes its client address known to every member through the
+ * log, so followers can send clients to it. */
+static void publish(struct node *n)
+{
+	const struct fsm_member *m = fsm_member(&n->fsm, n->cfg->id);
+	struct raft_apply *req;
+	struct raft_buffer rb;
+	struct fsm_entry e;
+	struct buf b = BUF_INIT;
+	struct buf one = BUF_INIT;
+
+	if (m != NULL && strcmp(m->client, n->cfg->listen_client) == 0 &&
+	    strcmp(m->name, n->cfg->name) == 0)
+		return;
+	req = malloc(sizeof *req);
+	if (req == NULL ||
+	    fsm_encode_publish(&one, n->cfg->id, n->cfg->listen_client,
+	                       n->cfg->name) != 0)
+		goto err;
+	fsm_entry_begin(&e, &b, n->cfg->id, 0);
+	fsm_entry_add(&e, one.data, one.len);
+	if (fsm_entry_end(&e) != 0)
+		goto err;
+	rb.len = b.len;
+	rb.base = raft_malloc(rb.len);
+	if (rb.base == NULL)
+		goto err;
+	memcpy(rb.base, b.data, b.len);
+	if (raft_apply(&n->raft, req, &rb, 1, publish_cb) != 0) {
+		raft_free(rb.base);
+		goto err;
+	}
+	buf_free(&one);
+	buf_free(&b);
+	return;
+err:
+	log_warn("could not publish this member's client address");
+	free(req);
+	buf_free(&one);
+	buf_free(&b);
+}
+
 static void barrier_cb(struct raft_barrier *req, int status)
 {
 	struct proposal *p = req->data;
 
-	if (status == 0 && !p->node->ready) {
-		p->node->ready = true;
+	struct node *n = p->node;
+
+	if (status == 0 && !n->ready) {
+		n->ready = true;
 		log_info("leader ready: revision %lld",
-		         (long long)mvcc_rev(p->node->fsm.mvcc));
+		         (long long)mvcc_rev(n->fsm.mvcc));
+		publish(n);
 	}
 	proposal_done(p, status);
 }

@@ -234,6 +234,19 @@ void conn_answer_end(struct conn *c, uint64_t id, unsigned op)
 	}
 }
 
+/* Where member id takes client requests, if it published that. */
+static const char *leader_address(struct server *s, uint64_t id)
+{
+	const struct fsm_member *m;
+
+	if (id == 0)
+		return NULL;
+	if (id == s->cfg->id)
+		return s->cfg->listen_client;
+	m = fsm_member(&s->node->fsm, id);
+	return m != NULL && m->client[0] != '\0' ? m->client : NULL;
+}
+
 void conn_error(struct conn *c, uint64_t id, unsigned op, int code,
                 const char *msg, uint64_t leader)
 {
@@ -241,7 +254,7 @@ void conn_error(struct conn *c, uint64_t id, unsigned op, int code,
 
 	if (w == NULL)
 		return;
-	exec_error(w, id, op, code, msg, leader);
+	exec_error(w, id, op, code, msg, leader, leader_address(c->srv, leader));
 	if (proto_frame_end(&c->out, c->frame_at, PROTO_RESP_FRAME_MAX) != 0 ||
 	    w->err != 0) {
 		c->out.len = c->frame_at;
@@ -340,8 +353,12 @@ static void put_members(struct mp_writer *w, struct server *s)
 	mp_put_array(w, conf->n);
 	for (i = 0; i < conf->n; i++) {
 		const struct raft_server *sv = &conf->servers[i];
-		bool self = sv->id == s->cfg->id;
-		mp_put_map(w, self ? 5 : 4);
+		const char *client = leader_address(s, sv->id);
+		const struct fsm_member *m = fsm_member(&s->node->fsm, sv->id);
+		const char *name = sv->id == s->cfg->id ? s->cfg->name
+		                   : m != NULL          ? m->name
+		                                        : NULL;
+		mp_put_map(w, 4 + (client != NULL) + (name != NULL));
 		mp_put_key(w, "id");
 		mp_put_uint(w, sv->id);
 		mp_put_key(w, "peer");
@@ -350,9 +367,13 @@ static void put_members(struct mp_writer *w, struct server *s)
 		mp_put_bool(w, sv->role == RAFT_VOTER);
 		mp_put_key(w, "ldr");
 		mp_put_bool(w, sv->id == leader);
-		if (self) {
+		if (client != NULL) {
 			mp_put_key(w, "cli");
-			mp_put_str(w, s->cfg->listen_client, strlen(s->cfg->listen_client));
+			mp_put_str(w, client, strlen(client));
+		}
+		if (name != NULL) {
+			mp_put_key(w, "name");
+			mp_put_str(w, name, strlen(name));
 		}
 	}
 }
@@ -417,6 +438,10 @@ static void dispatch(struct conn *c, const struct proto_req *req,
 		} else {
 			not_leader(c, req);
 		}
+		return;
+	case PROTO_OP_PUBLISH:
+		conn_error(c, req->id, req->op, CAIRN_EINVAL,
+		           "publish is an operation between members", 0);
 		return;
 	default:
 		if (leads)

@@ -7,7 +7,8 @@ cluster_start 3
 for i in $(seq 1 20); do ctl put "before/$i" "$i" >/dev/null || echo "put before/$i failed"; done
 old=$LEADER
 member_kill "$old" KILL
-ok "a new leader is elected" wait_leader 20
+wait_leader 20
+is "a new leader is elected" 0 $?
 ok "the new leader is another member" test "$LEADER" != "$old"
 failed=0
 for i in $(seq 1 20); do ctl put "after/$i" "$i" >/dev/null || failed=$((failed + 1)); done

@@ -11,7 +11,8 @@ is "all 100 writes acknowledged" 100 "$acked"
 rev_before=$(ctl -o json get k/100 | sed -n 's/.*"revision":[[:space:]]*\([0-9]*\).*/\1/p' | head -n 1)
 for i in 1 2 3; do member_kill "$i" KILL; done
 for i in 1 2 3; do member_start "$i"; done
-ok "a leader is elected after the restart" wait_leader 30
+wait_leader 30
+is "a leader is elected after the restart" 0 $?
 missing=0
 for i in $(seq 1 100); do
 	v=$(ctl get "k/$i" --print-value-only)

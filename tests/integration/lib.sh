@@ -158,7 +158,8 @@ leader_of() {
 		sed -n 's/.*"leader":[[:space:]]*\([0-9]*\).*/\1/p' | head -n 1
 }
 
-# wait_leader [TIMEOUT_S]: until some live member reports a leader that is live.
+# wait_leader [TIMEOUT_S]: until some live member reports a leader that is live;
+# sets LEADER, so call it directly, not in a subshell (not through ok).
 wait_leader() {
 	local deadline=$((SECONDS + ${1:-20})) i l
 	while [ $SECONDS -lt $deadline ]; do
