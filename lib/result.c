@@ -42,8 +42,8 @@ struct box {
 };
 
 static struct box oom_box = {
-	.is_static = true,
-	.res = {.err = CAIRN_ENOMEM, .errmsg = "out of memory"},
+    .is_static = true,
+    .res = {.err = CAIRN_ENOMEM, .errmsg = "out of memory"},
 };
 
 static struct box *box_of(struct cairn_result *res)
@@ -166,7 +166,7 @@ struct dec {
 };
 
 static bool fail(struct dec *d, int code, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 static bool fail(struct dec *d, int code, const char *fmt, ...)
 {
@@ -299,8 +299,8 @@ static bool get_key(struct dec *d, const char *where, const char **k,
                     uint32_t *klen)
 {
 	if (!mp_read_str(&d->r, k, klen))
-		return fail(d, CAIRN_EPROTO, "answer %s: map key is not a string",
-		            where);
+		return fail(d, CAIRN_EPROTO,
+		            "answer %s: map key is not a string", where);
 	return true;
 }
 
@@ -308,7 +308,8 @@ static bool get_key(struct dec *d, const char *where, const char **k,
 static bool skip_field(struct dec *d, const char *where)
 {
 	if (!mp_skip(&d->r))
-		return fail(d, CAIRN_EPROTO, "answer %s: malformed value", where);
+		return fail(d, CAIRN_EPROTO, "answer %s: malformed value",
+		            where);
 	return true;
 }
 
@@ -320,7 +321,8 @@ static bool get_header(struct dec *d, struct cairn_header *h)
 	bool ok = true;
 
 	if (!mp_read_map(&d->r, &n))
-		return fail(d, CAIRN_EPROTO, "answer field 'h': expected a map");
+		return fail(d, CAIRN_EPROTO,
+		            "answer field 'h': expected a map");
 	while (ok && n-- > 0) {
 		if (!get_key(d, "header", &k, &klen))
 			return false;
@@ -371,7 +373,8 @@ static bool get_status(struct dec *d, struct cairn_status *st)
 	uint32_t n;
 
 	if (!mp_read_map(&d->r, &n))
-		return fail(d, CAIRN_EPROTO, "answer field 'st': expected a map");
+		return fail(d, CAIRN_EPROTO,
+		            "answer field 'st': expected a map");
 	while (n-- > 0) {
 		if (!get_key(d, "status", &k, &klen))
 			return false;
@@ -392,6 +395,8 @@ static bool member_field(struct dec *d, struct cairn_member *m, const char *k,
 		return get_str(d, "ms.peer", &m->peer_address);
 	if (MP_KEY_IS(k, klen, "cli"))
 		return get_str(d, "ms.cli", &m->client_address);
+	if (MP_KEY_IS(k, klen, "name"))
+		return get_str(d, "ms.name", &m->name);
 	if (MP_KEY_IS(k, klen, "voter"))
 		return get_bool(d, "ms.voter", &m->voter);
 	if (MP_KEY_IS(k, klen, "ldr"))
@@ -426,7 +431,8 @@ static bool get_members(struct dec *d, struct cairn_result *res)
 	uint32_t i;
 
 	if (!mp_read_array(&d->r, &n))
-		return fail(d, CAIRN_EPROTO, "answer field 'ms': expected an array");
+		return fail(d, CAIRN_EPROTO,
+		            "answer field 'ms': expected an array");
 	res->members = arena_array(d->box, n, sizeof *res->members);
 	if (n > 0 && res->members == NULL)
 		return nomem(d);
@@ -448,9 +454,11 @@ static bool get_responses(struct dec *d, struct cairn_result *res,
 	uint32_t i;
 
 	if (depth > 0)
-		return fail(d, CAIRN_EPROTO, "answer: nested transaction answer");
+		return fail(d, CAIRN_EPROTO,
+		            "answer: nested transaction answer");
 	if (!mp_read_array(&d->r, &n))
-		return fail(d, CAIRN_EPROTO, "answer field 'rs': expected an array");
+		return fail(d, CAIRN_EPROTO,
+		            "answer field 'rs': expected an array");
 	res->responses = arena_array(d->box, n, sizeof *res->responses);
 	if (n > 0 && res->responses == NULL)
 		return nomem(d);
@@ -478,8 +486,14 @@ static int env_field(struct dec *d, struct result_env *env, const char *k,
 		env->err = u > CAIRN_ERROR_MAX ? CAIRN_ERROR_MAX : (int)u;
 	} else if (MP_KEY_IS(k, klen, "msg")) {
 		ok = mp_read_bytes(&d->r, &p, &env->msg_len) ||
-		     fail(d, CAIRN_EPROTO, "answer field 'msg': expected a string");
+		     fail(d, CAIRN_EPROTO,
+		          "answer field 'msg': expected a string");
 		env->msg = ok ? (const char *)p : NULL;
+	} else if (MP_KEY_IS(k, klen, "la")) {
+		ok = mp_read_bytes(&d->r, &p, &env->leader_addr_len) ||
+		     fail(d, CAIRN_EPROTO,
+		          "answer field 'la': expected a string");
+		env->leader_addr = ok ? (const char *)p : NULL;
 	} else if (MP_KEY_IS(k, klen, "ldr")) {
 		ok = get_uint(d, "ldr", &env->leader);
 	} else if (MP_KEY_IS(k, klen, "mid")) {
@@ -589,7 +603,8 @@ int result_decode(const uint8_t *payload, size_t len, struct result_env *env,
 	if (d.box == NULL)
 		return CAIRN_ENOMEM;
 	if (get_body(&d, &d.box->res, env, 0) && mp_left(&d.r) != 0)
-		fail(&d, CAIRN_EPROTO, "answer: %zu trailing bytes", mp_left(&d.r));
+		fail(&d, CAIRN_EPROTO, "answer: %zu trailing bytes",
+		     mp_left(&d.r));
 	env->op = (unsigned)d.box->res.type;
 	if (d.err == 0)
 		d.err = finish(&d, &d.box->res, env);
@@ -625,4 +640,10 @@ struct cairn_result *result_error(int type, int err, const char *fmt, ...)
 	b->res.err = err;
 	b->res.errmsg = msg;
 	return &b->res;
+}
+
+void result_set_type(struct cairn_result *res, int type)
+{
+	if (!box_of(res)->is_static)
+		res->type = type;
 }

@@ -9,8 +9,8 @@
  *
  * Decoding reads the map once with the bounds-checked reader (mp.h); unknown
  * keys are skipped so a newer store may add fields. The routing fields of the
- * answer (id, err, ldr, HELLO's mid and ver) land in a struct result_env that
- * the client uses to decide between completing, redirecting and retrying.
+ * answer (id, err, ldr, la, HELLO's mid and ver) land in a struct result_env
+ * that the client uses to decide between completing, redirecting and retrying.
  *
  * Results made by the client itself (timeouts, cancellation) come from
  * result_error(); when even that allocation fails it hands out a static
@@ -30,12 +30,15 @@ struct result_env {
 	uint64_t id;
 	bool has_id;
 	unsigned op;
-	int err;           /* the answer's "err", 0 when absent */
-	uint64_t leader;   /* "ldr": the leader the member knows, 0 if none */
-	uint64_t member;   /* "mid" (HELLO) */
-	uint64_t version;  /* "ver" (HELLO) */
-	const char *msg;   /* "msg", not NUL-terminated; NULL when absent */
+	int err;          /* the answer's "err", 0 when absent */
+	uint64_t leader;  /* "ldr": the leader the member knows, 0 if none */
+	uint64_t member;  /* "mid" (HELLO) */
+	uint64_t version; /* "ver" (HELLO) */
+	const char *msg;  /* "msg", not NUL-terminated; NULL when absent */
 	uint32_t msg_len;
+	const char
+	    *leader_addr; /* "la": the leader's client address, or NULL */
+	uint32_t leader_addr_len;
 };
 
 /*
@@ -50,6 +53,9 @@ int result_decode(const uint8_t *payload, size_t len, struct result_env *env,
 /* A result carrying only an error of the given op type, with a formatted
  * message. Never NULL (falls back to a static out-of-memory result). */
 struct cairn_result *result_error(int type, int err, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
+
+/* Sets the op type of a result that has none (no-op on the static one). */
+void result_set_type(struct cairn_result *res, int type);
 
 #endif

@@ -167,6 +167,7 @@ struct cairn_member {
 	uint64_t id;
 	const char *peer_address;
 	const char *client_address; /* NULL when not known to the answering member */
+	const char *name;           /* NULL when not known to the answering member */
 	bool voter;
 	bool leader;
 };
@@ -272,7 +273,7 @@ typedef void (*cairn_cb)(cairn_client *c, struct cairn_result *res, void *arg);
 CAIRN_API int cairn_submit(cairn_client *c, const struct cairn_op *op,
                            cairn_cb cb, void *arg);
 
-/* Writes into end (of at least key_len bytes) the end of the range holding
+/* Writes into end (of at least max(key_len, 1) bytes) the end of the range holding
  * every key that starts with key; returns its length. A prefix of only 0xff
  * bytes (or empty) gives the end "\0" (every key >= key), length 1. */
 CAIRN_API size_t cairn_prefix_end(const void *key, size_t key_len, uint8_t *end);

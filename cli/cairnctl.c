@@ -1,0 +1,1680 @@
+/*
+ * cairnctl: the command-line client of cairn-store, modeled on etcdctl v3.
+ *
+ * main() parses the global flags, the command (one or two words) and the
+ * command's own flags, which may come in any order after the command ("--"
+ * ends the flags). Each command builds one cairn_op, runs it with the sync
+ * client library, and prints the answer as simple text, JSON or a table.
+ * "member list" and "endpoint status" ask every endpoint for its STATUS at
+ * once, with one async client per endpoint on a private loop.
+ *
+ * Exit status: 0 ok; 1 when the store or the connection failed ("Error:
+ * <command>: <message>" on stderr); 2 on a usage error, with a hint to --help.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <sodium.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "buf.h"
+#include "cairn.h"
+#include "proto.h"
+#include "txnparse.h"
+
+#define EXIT_FAIL 1
+#define EXIT_USAGE 2
+#define MAX_ARGS 8
+#define MAX_CMD_FLAGS 8
+
+enum output { OUT_SIMPLE, OUT_JSON, OUT_TABLE };
+
+struct flag {
+	const char *name;
+	char short_name;
+	bool takes_value;
+	const char *arg; /* the value's name in help */
+	const char *help;
+};
+
+struct ctx;
+
+struct cmd {
+	const char *name;
+	const char *usage;
+	const char *summary;
+	const char *details;
+	const struct flag *flags;
+	size_t n_flags;
+	int min_args;
+	int max_args;
+	int (*run)(struct ctx *x);
+};
+
+/* Everything a command needs: the parsed command line and the client. */
+struct ctx {
+	const struct cmd *cmd;
+	const char *endpoints;
+	enum output out;
+	unsigned dial_ms;
+	unsigned cmd_ms;
+	const char
+	    *val[MAX_CMD_FLAGS]; /* command flags; "" for a set boolean */
+	char *args[MAX_ARGS];
+	int n_args;
+	cairn_client *cl;
+};
+
+/* ---- messages ------------------------------------------------------------ */
+
+static void usage_error(const struct cmd *cmd, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* Prints a usage error and the hint to --help (the caller exits 2). */
+static void usage_error(const struct cmd *cmd, const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("Error: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	if (cmd != NULL)
+		fprintf(stderr, "\nRun 'cairnctl %s --help' for usage.\n",
+		        cmd->name);
+	else
+		fputs("\nRun 'cairnctl --help' for usage.\n", stderr);
+}
+
+static int fail_cmd(const struct ctx *x, const char *msg)
+{
+	fprintf(stderr, "Error: %s: %s\n", x->cmd->name, msg);
+	return EXIT_FAIL;
+}
+
+/* ---- JSON ---------------------------------------------------------------- */
+
+static bool utf8_valid(const uint8_t *p, size_t len)
+{
+	size_t i = 0;
+	uint32_t cp;
+	int n;
+
+	while (i < len) {
+		uint8_t c = p[i];
+		if (c < 0x80) {
+			i++;
+			continue;
+		}
+		n = c >= 0xf0 && c <= 0xf4  ? 3
+		    : c >= 0xe0             ? 2
+		    : c >= 0xc2 && c < 0xe0 ? 1
+		                            : -1;
+		if (n < 0 || c > 0xf4 || len - i <= (size_t)n)
+			return false;
+		cp = c & (0x3f >> n);
+		for (int k = 1; k <= n; k++) {
+			if ((p[i + k] & 0xc0) != 0x80)
+				return false;
+			cp = cp << 6 | (p[i + k] & 0x3f);
+		}
+		if ((n == 2 && (cp < 0x800 || (cp >= 0xd800 && cp < 0xe000))) ||
+		    (n == 3 && (cp < 0x10000 || cp > 0x10ffff)))
+			return false;
+		i += (size_t)n + 1;
+	}
+	return true;
+}
+
+static void json_string(const void *s, size_t len)
+{
+	const uint8_t *p = s;
+	size_t i;
+
+	putchar('"');
+	for (i = 0; i < len; i++) {
+		switch (p[i]) {
+		case '"':
+			fputs("\\\"", stdout);
+			break;
+		case '\\':
+			fputs("\\\\", stdout);
+			break;
+		case '\n':
+			fputs("\\n", stdout);
+			break;
+		case '\r':
+			fputs("\\r", stdout);
+			break;
+		case '\t':
+			fputs("\\t", stdout);
+			break;
+		default:
+			if (p[i] < 0x20 || p[i] == 0x7f)
+				printf("\\u%04x", p[i]);
+			else
+				putchar(p[i]);
+		}
+	}
+	putchar('"');
+}
+
+static void json_cstr(const char *s)
+{
+	json_string(s != NULL ? s : "", s != NULL ? strlen(s) : 0);
+}
+
+/* "name":"text" when the bytes are UTF-8, else "name_base64":"...". */
+static void json_bytes(const char *name, const uint8_t *p, size_t len)
+{
+	size_t b64len;
+	char *b64;
+
+	if (utf8_valid(p, len)) {
+		printf("\"%s\":", name);
+		json_string(p, len);
+		return;
+	}
+	b64len = sodium_base64_ENCODED_LEN(len, sodium_base64_VARIANT_ORIGINAL);
+	b64 = malloc(b64len);
+	if (b64 == NULL) {
+		printf("\"%s_base64\":null", name);
+		return;
+	}
+	sodium_bin2base64(b64, b64len, p, len, sodium_base64_VARIANT_ORIGINAL);
+	printf("\"%s_base64\":\"%s\"", name, b64);
+	free(b64);
+}
+
+static void json_header(const struct cairn_header *h)
+{
+	printf("\"header\":{\"member_id\":%" PRIu64 ",\"revision\":%" PRId64
+	       ",\"raft_term\":%" PRIu64 "}",
+	       h->member_id, h->revision, h->raft_term);
+}
+
+static void json_kv(const struct cairn_kv *kv)
+{
+	putchar('{');
+	json_bytes("key", kv->key, kv->key_len);
+	printf(",\"create_revision\":%" PRId64 ",\"mod_revision\":%" PRId64
+	       ",\"version\":%" PRId64,
+	       kv->create_revision, kv->mod_revision, kv->version);
+	if (kv->value != NULL) {
+		putchar(',');
+		json_bytes("value", kv->value, kv->value_len);
+	}
+	if (kv->lease != 0)
+		printf(",\"lease\":%" PRId64, kv->lease);
+	putchar('}');
+}
+
+static void json_kvs(const char *name, const struct cairn_kv *kvs, size_t n)
+{
+	size_t i;
+
+	printf(",\"%s\":[", name);
+	for (i = 0; i < n; i++) {
+		if (i > 0)
+			putchar(',');
+		json_kv(&kvs[i]);
+	}
+	putchar(']');
+}
+
+/* ---- tables -------------------------------------------------------------- */
+
+struct table {
+	size_t ncols;
+	const char *const *hdr;
+	char **cells;
+	size_t nrows;
+	size_t cap;
+};
+
+/* Text width: UTF-8 continuation bytes take no column. */
+static size_t width(const char *s)
+{
+	size_t w = 0;
+
+	for (; *s; s++)
+		w += ((uint8_t)*s & 0xc0) != 0x80;
+	return w;
+}
+
+/* A printable copy: control bytes and invalid UTF-8 become \xHH. */
+static char *printable(const uint8_t *p, size_t len)
+{
+	bool utf8 = utf8_valid(p, len);
+	char *s = malloc(len * 4 + 1);
+	size_t i;
+	size_t n = 0;
+
+	if (s == NULL)
+		return NULL;
+	for (i = 0; i < len; i++) {
+		if (p[i] < 0x20 || p[i] == 0x7f || (!utf8 && p[i] >= 0x80))
+			n += (size_t)sprintf(s + n, "\\x%02x", p[i]);
+		else
+			s[n++] = (char)p[i];
+	}
+	s[n] = '\0';
+	return s;
+}
+
+/* Adds a row of ncols strings (copied). False when out of memory. */
+static bool table_add(struct table *t, const char *const *row)
+{
+	size_t i;
+	char **cells;
+
+	if (t->nrows == t->cap) {
+		size_t cap = t->cap ? t->cap * 2 : 8;
+		cells = realloc(t->cells, cap * t->ncols * sizeof *cells);
+		if (cells == NULL)
+			return false;
+		t->cells = cells;
+		t->cap = cap;
+	}
+	for (i = 0; i < t->ncols; i++) {
+		t->cells[t->nrows * t->ncols + i] =
+		    strdup(row[i] ? row[i] : "");
+		if (t->cells[t->nrows * t->ncols + i] == NULL) {
+			while (i-- > 0)
+				free(t->cells[t->nrows * t->ncols + i]);
+			return false;
+		}
+	}
+	t->nrows++;
+	return true;
+}
+
+static void table_rule(const size_t *w, size_t ncols)
+{
+	size_t i;
+	size_t k;
+
+	for (i = 0; i < ncols; i++) {
+		putchar('+');
+		for (k = 0; k < w[i] + 2; k++)
+			putchar('-');
+	}
+	puts("+");
+}
+
+static void pad(size_t n)
+{
+	while (n-- > 0)
+		putchar(' ');
+}
+
+/* etcdctl's look: centered headers, right-aligned cells, ruled borders. */
+static void table_print(const struct table *t)
+{
+	size_t w[16] = {0};
+	size_t i;
+	size_t r;
+
+	for (i = 0; i < t->ncols && i < 16; i++) {
+		w[i] = width(t->hdr[i]);
+		for (r = 0; r < t->nrows; r++)
+			if (width(t->cells[r * t->ncols + i]) > w[i])
+				w[i] = width(t->cells[r * t->ncols + i]);
+	}
+	table_rule(w, t->ncols);
+	for (i = 0; i < t->ncols; i++) {
+		size_t left = (w[i] - width(t->hdr[i])) / 2;
+		printf("| ");
+		pad(left);
+		fputs(t->hdr[i], stdout);
+		pad(w[i] - width(t->hdr[i]) - left + 1);
+	}
+	puts("|");
+	table_rule(w, t->ncols);
+	for (r = 0; r < t->nrows; r++) {
+		for (i = 0; i < t->ncols; i++) {
+			const char *cell = t->cells[r * t->ncols + i];
+			printf("| ");
+			pad(w[i] - width(cell));
+			printf("%s ", cell);
+		}
+		puts("|");
+	}
+	table_rule(w, t->ncols);
+}
+
+static void table_free(struct table *t)
+{
+	size_t i;
+
+	for (i = 0; i < t->nrows * t->ncols; i++)
+		free(t->cells[i]);
+	free(t->cells);
+}
+
+/* etcdctl's (go-humanize's) sizes: SI units, one decimal below 10. */
+static void human_bytes(uint64_t n, char *out, size_t len)
+{
+	static const char *const units[] = {"B",  "kB", "MB", "GB",
+	                                    "TB", "PB", "EB"};
+	uint64_t div = 1;
+	unsigned e = 0;
+	uint64_t tenths;
+
+	if (n < 10) {
+		snprintf(out, len, "%" PRIu64 " B", n);
+		return;
+	}
+	while (e < 6 && n / div >= 1000) {
+		div *= 1000;
+		e++;
+	}
+	tenths = (n / div) * 10 + ((n % div) * 10 + div / 2) / div;
+	if (tenths < 100)
+		snprintf(out, len, "%" PRIu64 ".%" PRIu64 " %s", tenths / 10,
+		         tenths % 10, units[e]);
+	else
+		snprintf(out, len, "%" PRIu64 " %s", (tenths + 5) / 10,
+		         units[e]);
+}
+
+/* ---- parsing values ------------------------------------------------------ */
+
+static bool parse_i64(const char *s, int base, int64_t *v)
+{
+	char *end;
+	long long x;
+
+	if (*s == '\0' || *s == ' ' || *s == '+')
+		return false;
+	errno = 0;
+	x = strtoll(s, &end, base);
+	if (errno != 0 || *end != '\0')
+		return false;
+	*v = x;
+	return true;
+}
+
+/* Lease ids: "0x" or a letter a-f makes them hex (as etcdctl prints them),
+ * decimal otherwise. */
+static bool parse_lease(const char *s, int64_t *v)
+{
+	if (s[0] == '0' && (s[1] == 'x' || s[1] == 'X'))
+		return parse_i64(s + 2, 16, v) && *v > 0;
+	if (strpbrk(s, "abcdefABCDEF") != NULL)
+		return parse_i64(s, 16, v) && *v > 0;
+	return parse_i64(s, 10, v) && *v > 0;
+}
+
+/* Go-style durations: "500ms", "2s", "1.5s", "1m"; a bare number is seconds. */
+static bool parse_duration(const char *s, unsigned *ms)
+{
+	static const struct {
+		const char *unit;
+		double ms;
+	} units[] = {{"ns", 1e-6}, {"us", 1e-3},   {"ms", 1}, {"s", 1000},
+	             {"m", 60000}, {"h", 3600000}, {"", 1000}};
+	char *end;
+	double v;
+	size_t i;
+
+	if (*s == '\0' || *s == '-' || *s == ' ' || *s == '+')
+		return false;
+	errno = 0;
+	v = strtod(s, &end);
+	if (errno != 0 || end == s)
+		return false;
+	for (i = 0; i < sizeof units / sizeof units[0]; i++) {
+		if (strcmp(end, units[i].unit) != 0)
+			continue;
+		v *= units[i].ms;
+		if (!(v >= 1 && v <= (double)UINT_MAX))
+			return false;
+		*ms = (unsigned)v;
+		return true;
+	}
+	return false;
+}
+
+/* Reads all of stdin. */
+static int read_stdin(struct buf *b)
+{
+	uint8_t chunk[65536];
+	size_t n;
+
+	while ((n = fread(chunk, 1, sizeof chunk, stdin)) > 0)
+		if (buf_append(b, chunk, n) != 0)
+			return CAIRN_ENOMEM;
+	return ferror(stdin) ? CAIRN_EIO : 0;
+}
+
+/* ---- the client ---------------------------------------------------------- */
+
+static int open_client(struct ctx *x)
+{
+	struct cairn_options o = {x->dial_ms, x->cmd_ms, false};
+	char err[256] = "";
+	int rv = cairn_open(&x->cl, x->endpoints, &o, err, sizeof err);
+
+	if (rv == CAIRN_EINVAL) {
+		usage_error(NULL, "--endpoints: %s", err);
+		return EXIT_USAGE;
+	}
+	if (rv != 0)
+		return fail_cmd(x, err);
+	return 0;
+}
+
+/* Runs op; on failure prints the error and returns EXIT_FAIL. */
+static int run_op(struct ctx *x, const struct cairn_op *op,
+                  struct cairn_result **res)
+{
+	int rv = open_client(x);
+
+	if (rv != 0)
+		return rv;
+	if (cairn_do(x->cl, op, res) != 0)
+		return fail_cmd(x, cairn_errmsg(x->cl));
+	return 0;
+}
+
+/* Sets key and end from KEY [END] and --prefix/--from-key as etcdctl: an
+ * empty key with either flag means the whole keyspace from "\0". */
+static void set_range(struct ctx *x, struct cairn_op *op, bool prefix,
+                      bool from_key, uint8_t *endbuf)
+{
+	op->key = x->args[0];
+	op->key_len = strlen(x->args[0]);
+	if (x->n_args > 1) {
+		op->end = x->args[1];
+		op->end_len = strlen(x->args[1]);
+	}
+	if (!prefix && !from_key)
+		return;
+	if (op->key_len == 0) {
+		op->key = "";
+		op->key_len = 1;
+	}
+	if (from_key || (op->key_len == 1 && *(const char *)op->key == '\0')) {
+		op->end = "";
+		op->end_len = 1;
+		return;
+	}
+	op->end_len = cairn_prefix_end(op->key, op->key_len, endbuf);
+	op->end = endbuf;
+}
+
+/* Checks --prefix/--from-key against the arguments; true when fine. */
+static bool range_flags_ok(struct ctx *x, bool prefix, bool from_key)
+{
+	if (prefix && from_key) {
+		usage_error(x->cmd,
+		            "--prefix and --from-key cannot be set at the "
+		            "same time, choose one");
+		return false;
+	}
+	if ((prefix || from_key) && x->n_args > 1) {
+		usage_error(x->cmd,
+		            "too many arguments: only one when --prefix or "
+		            "--from-key is set");
+		return false;
+	}
+	return true;
+}
+
+/* ---- printing answers ---------------------------------------------------- */
+
+static void print_kv(const struct cairn_kv *kv, bool value_only)
+{
+	if (!value_only) {
+		fwrite(kv->key, 1, kv->key_len, stdout);
+		putchar('\n');
+	}
+	if (kv->value != NULL)
+		fwrite(kv->value, 1, kv->value_len, stdout);
+	putchar('\n');
+}
+
+static void print_range_simple(const struct cairn_result *r, bool value_only,
+                               bool count_only)
+{
+	size_t i;
+
+	if (count_only) {
+		printf("%" PRId64 "\n", r->count);
+		return;
+	}
+	for (i = 0; i < r->n_kvs; i++)
+		print_kv(&r->kvs[i], value_only);
+}
+
+static void print_put_simple(const struct cairn_result *r)
+{
+	size_t i;
+
+	puts("OK");
+	for (i = 0; i < r->n_prev_kvs; i++)
+		print_kv(&r->prev_kvs[i], false);
+}
+
+static void print_del_simple(const struct cairn_result *r)
+{
+	size_t i;
+
+	printf("%" PRId64 "\n", r->deleted);
+	for (i = 0; i < r->n_prev_kvs; i++)
+		print_kv(&r->prev_kvs[i], false);
+}
+
+/* The fields of one answer inside a JSON object (after the header). */
+static void json_answer_fields(const struct cairn_result *r)
+{
+	switch (r->type) {
+	case CAIRN_OP_RANGE:
+		json_kvs("kvs", r->kvs, r->n_kvs);
+		printf(",\"count\":%" PRId64 ",\"more\":%s", r->count,
+		       r->more ? "true" : "false");
+		break;
+	case CAIRN_OP_PUT:
+		if (r->n_prev_kvs > 0) {
+			printf(",\"prev_kv\":");
+			json_kv(&r->prev_kvs[0]);
+		}
+		break;
+	case CAIRN_OP_DELETE:
+		printf(",\"deleted\":%" PRId64, r->deleted);
+		if (r->n_prev_kvs > 0)
+			json_kvs("prev_kvs", r->prev_kvs, r->n_prev_kvs);
+		break;
+	default:
+		break;
+	}
+}
+
+static void print_json(const struct cairn_result *r)
+{
+	putchar('{');
+	json_header(&r->header);
+	json_answer_fields(r);
+	puts("}");
+}
+
+static bool print_range_table(const struct cairn_result *r)
+{
+	static const char *const hdr[] = {
+	    "KEY",          "VALUE",   "CREATE REVISION",
+	    "MOD REVISION", "VERSION", "LEASE"};
+	struct table t = {6, hdr, NULL, 0, 0};
+	char nums[4][24];
+	const char *row[6];
+	bool ok = true;
+	size_t i;
+
+	for (i = 0; ok && i < r->n_kvs; i++) {
+		const struct cairn_kv *kv = &r->kvs[i];
+		char *k = printable(kv->key, kv->key_len);
+		char *v =
+		    kv->value ? printable(kv->value, kv->value_len) : NULL;
+		snprintf(nums[0], sizeof nums[0], "%" PRId64,
+		         kv->create_revision);
+		snprintf(nums[1], sizeof nums[1], "%" PRId64, kv->mod_revision);
+		snprintf(nums[2], sizeof nums[2], "%" PRId64, kv->version);
+		snprintf(nums[3], sizeof nums[3], "%" PRIx64,
+		         (uint64_t)kv->lease);
+		row[0] = k;
+		row[1] = v;
+		row[2] = nums[0];
+		row[3] = nums[1];
+		row[4] = nums[2];
+		row[5] = kv->lease ? nums[3] : "";
+		ok = k != NULL && (v != NULL || kv->value == NULL) &&
+		     table_add(&t, row);
+		free(k);
+		free(v);
+	}
+	if (ok)
+		table_print(&t);
+	table_free(&t);
+	return ok;
+}
+
+/* ---- put, get, del ------------------------------------------------------- */
+
+enum { PUT_PREV_KV, PUT_LEASE };
+static const struct flag put_flags[] = {
+    {"prev-kv", 0, false, NULL, "return the previous key-value pair"},
+    {"lease", 0, true, "ID",
+     "attach the lease ID (hex with 0x or a-f, else "
+     "decimal)"},
+};
+
+static int put_value(struct ctx *x, struct buf *stdin_buf, struct cairn_op *op)
+{
+	if (x->n_args == 2) {
+		op->value = x->args[1];
+		op->value_len = strlen(x->args[1]);
+		return 0;
+	}
+	if (isatty(STDIN_FILENO)) {
+		usage_error(x->cmd,
+		            "put needs a value as argument or on stdin");
+		return EXIT_USAGE;
+	}
+	if (read_stdin(stdin_buf) != 0)
+		return fail_cmd(x, "reading the value from stdin failed");
+	if (stdin_buf->len == 0) {
+		usage_error(x->cmd,
+		            "put needs a value as argument or on stdin");
+		return EXIT_USAGE;
+	}
+	op->value = stdin_buf->data;
+	op->value_len = stdin_buf->len;
+	return 0;
+}
+
+static int cmd_put(struct ctx *x)
+{
+	struct cairn_op op = {.type = CAIRN_OP_PUT};
+	struct buf in = BUF_INIT;
+	struct cairn_result *r = NULL;
+	int rv;
+
+	op.key = x->args[0];
+	op.key_len = strlen(x->args[0]);
+	op.prev_kv = x->val[PUT_PREV_KV] != NULL;
+	if (x->val[PUT_LEASE] && !parse_lease(x->val[PUT_LEASE], &op.lease)) {
+		usage_error(x->cmd, "--lease: bad lease id '%s'",
+		            x->val[PUT_LEASE]);
+		return EXIT_USAGE;
+	}
+	rv = put_value(x, &in, &op);
+	if (rv == 0)
+		rv = run_op(x, &op, &r);
+	if (rv == 0 && x->out == OUT_JSON)
+		print_json(r);
+	else if (rv == 0)
+		print_put_simple(r);
+	cairn_result_free(r);
+	buf_free(&in);
+	return rv;
+}
+
+enum {
+	GET_PREFIX,
+	GET_FROM_KEY,
+	GET_LIMIT,
+	GET_REV,
+	GET_KEYS_ONLY,
+	GET_COUNT_ONLY,
+	GET_CONSISTENCY,
+	GET_VALUE_ONLY
+};
+static const struct flag get_flags[] = {
+    {"prefix", 0, false, NULL, "get the keys that start with KEY"},
+    {"from-key", 0, false, NULL, "get the keys >= KEY (byte order)"},
+    {"limit", 0, true, "N", "at most N keys"},
+    {"rev", 0, true, "N", "read at revision N"},
+    {"keys-only", 0, false, NULL, "get only the keys"},
+    {"count-only", 0, false, NULL, "get only the number of keys"},
+    {"consistency", 0, true, "l|s",
+     "linearizable (l, default) or "
+     "serializable (s)"},
+    {"print-value-only", 0, false, NULL, "print only values (simple output)"},
+};
+
+/* Reads --limit, --rev and --consistency into op. */
+static bool get_options(struct ctx *x, struct cairn_op *op)
+{
+	const char *cons = x->val[GET_CONSISTENCY];
+
+	if (x->val[GET_LIMIT] &&
+	    (!parse_i64(x->val[GET_LIMIT], 10, &op->limit) || op->limit < 0)) {
+		usage_error(x->cmd, "--limit: expected a number >= 0");
+		return false;
+	}
+	if (x->val[GET_REV] &&
+	    (!parse_i64(x->val[GET_REV], 10, &op->revision) ||
+	     op->revision < 0)) {
+		usage_error(x->cmd, "--rev: expected a revision >= 0");
+		return false;
+	}
+	if (cons != NULL && strcmp(cons, "l") != 0 && strcmp(cons, "s") != 0) {
+		usage_error(x->cmd,
+		            "--consistency: unknown value '%s' (l or s)", cons);
+		return false;
+	}
+	if (x->val[GET_VALUE_ONLY] && x->out != OUT_SIMPLE) {
+		usage_error(x->cmd,
+		            "--print-value-only is only for the simple output");
+		return false;
+	}
+	op->serializable = cons != NULL && strcmp(cons, "s") == 0;
+	op->keys_only = x->val[GET_KEYS_ONLY] != NULL;
+	op->count_only = x->val[GET_COUNT_ONLY] != NULL;
+	return true;
+}
+
+static int cmd_get(struct ctx *x)
+{
+	struct cairn_op op = {.type = CAIRN_OP_RANGE};
+	bool prefix = x->val[GET_PREFIX] != NULL;
+	bool from_key = x->val[GET_FROM_KEY] != NULL;
+	uint8_t *endbuf = malloc(strlen(x->args[0]) + 1);
+	struct cairn_result *r = NULL;
+	int rv = EXIT_USAGE;
+
+	if (endbuf == NULL)
+		return fail_cmd(x, "out of memory");
+	if (range_flags_ok(x, prefix, from_key) && get_options(x, &op)) {
+		set_range(x, &op, prefix, from_key, endbuf);
+		rv = run_op(x, &op, &r);
+	}
+	if (rv == 0 && x->out == OUT_JSON)
+		print_json(r);
+	else if (rv == 0 && x->out == OUT_TABLE && !op.count_only)
+		rv = print_range_table(r) ? 0 : fail_cmd(x, "out of memory");
+	else if (rv == 0)
+		print_range_simple(r, x->val[GET_VALUE_ONLY] != NULL,
+		                   op.count_only);
+	cairn_result_free(r);
+	free(endbuf);
+	return rv;
+}
+
+enum { DEL_PREFIX, DEL_FROM_KEY, DEL_PREV_KV };
+static const struct flag del_flags[] = {
+    {"prefix", 0, false, NULL, "delete the keys that start with KEY"},
+    {"from-key", 0, false, NULL, "delete the keys >= KEY (byte order)"},
+    {"prev-kv", 0, false, NULL, "return the deleted key-value pairs"},
+};
+
+static int cmd_del(struct ctx *x)
+{
+	struct cairn_op op = {.type = CAIRN_OP_DELETE};
+	bool prefix = x->val[DEL_PREFIX] != NULL;
+	bool from_key = x->val[DEL_FROM_KEY] != NULL;
+	uint8_t *endbuf = malloc(strlen(x->args[0]) + 1);
+	struct cairn_result *r = NULL;
+	int rv = EXIT_USAGE;
+
+	if (endbuf == NULL)
+		return fail_cmd(x, "out of memory");
+	op.prev_kv = x->val[DEL_PREV_KV] != NULL;
+	if (range_flags_ok(x, prefix, from_key)) {
+		set_range(x, &op, prefix, from_key, endbuf);
+		rv = run_op(x, &op, &r);
+	}
+	if (rv == 0 && x->out == OUT_JSON)
+		print_json(r);
+	else if (rv == 0)
+		print_del_simple(r);
+	cairn_result_free(r);
+	free(endbuf);
+	return rv;
+}
+
+/* ---- txn ----------------------------------------------------------------- */
+
+static const struct flag txn_flags[] = {
+    {"interactive", 'i', false, NULL, "prompt for each section"},
+};
+
+static const char *const txn_prompts[] = {
+    "compares:",
+    "success requests (get, put, del):",
+    "failure requests (get, put, del):",
+};
+
+/* Reads the transaction from stdin until its last section ends. */
+static int read_txn(struct ctx *x, struct txnparse *p)
+{
+	bool interactive = x->val[0] != NULL;
+	enum txnparse_section shown = TXNPARSE_DONE;
+	char *line = NULL;
+	size_t cap = 0;
+	ssize_t n;
+	int rv = 0;
+
+	while (rv == 0 && txnparse_section(p) != TXNPARSE_DONE) {
+		if (interactive && txnparse_section(p) != shown) {
+			shown = txnparse_section(p);
+			puts(txn_prompts[shown]);
+			fflush(stdout);
+		}
+		n = getline(&line, &cap, stdin);
+		if (n < 0)
+			break;
+		if (n > 0 && line[n - 1] == '\n')
+			n--;
+		rv = txnparse_line(p, line, (size_t)n);
+	}
+	free(line);
+	if (rv != 0) {
+		usage_error(x->cmd, "%s", txnparse_error(p));
+		return EXIT_USAGE;
+	}
+	return 0;
+}
+
+static void print_txn_simple(const struct cairn_result *r)
+{
+	size_t i;
+
+	puts(r->succeeded ? "SUCCESS" : "FAILURE");
+	for (i = 0; i < r->n_responses; i++) {
+		const struct cairn_result *s = &r->responses[i];
+		putchar('\n');
+		if (s->type == CAIRN_OP_PUT)
+			print_put_simple(s);
+		else if (s->type == CAIRN_OP_DELETE)
+			print_del_simple(s);
+		else
+			print_range_simple(s, false, false);
+	}
+}
+
+static void print_txn_json(const struct cairn_result *r)
+{
+	static const char *const names[] = {
+	    [CAIRN_OP_RANGE] = "response_range",
+	    [CAIRN_OP_PUT] = "response_put",
+	    [CAIRN_OP_DELETE] = "response_delete_range",
+	};
+	size_t i;
+
+	putchar('{');
+	json_header(&r->header);
+	printf(",\"succeeded\":%s,\"responses\":[",
+	       r->succeeded ? "true" : "false");
+	for (i = 0; i < r->n_responses; i++) {
+		const struct cairn_result *s = &r->responses[i];
+		int t = s->type >= CAIRN_OP_RANGE && s->type <= CAIRN_OP_DELETE
+		            ? s->type
+		            : CAIRN_OP_RANGE;
+		printf("%s{\"%s\":{", i ? "," : "", names[t]);
+		json_header(&s->header);
+		json_answer_fields(s);
+		printf("}}");
+	}
+	puts("]}");
+}
+
+static int cmd_txn(struct ctx *x)
+{
+	struct cairn_op op = {.type = CAIRN_OP_TXN};
+	struct txnparse *p = txnparse_new();
+	struct cairn_result *r = NULL;
+	int rv;
+
+	if (p == NULL)
+		return fail_cmd(x, "out of memory");
+	rv = read_txn(x, p);
+	if (rv == 0)
+		txnparse_finish(p, &op.txn);
+	if (rv == 0)
+		rv = run_op(x, &op, &r);
+	if (rv == 0 && x->out == OUT_JSON)
+		print_txn_json(r);
+	else if (rv == 0)
+		print_txn_simple(r);
+	cairn_result_free(r);
+	txnparse_free(p);
+	return rv;
+}
+
+/* ---- per-endpoint status ------------------------------------------------- */
+
+struct ep_status {
+	char name[128];
+	cairn_client *cl;
+	struct cairn_result *res; /* NULL on failure */
+	char err[512];
+};
+
+static void on_status(cairn_client *c, struct cairn_result *res, void *arg)
+{
+	struct ep_status *s = arg;
+
+	(void)c;
+	if (res->err == 0) {
+		s->res = res;
+		return;
+	}
+	snprintf(s->err, sizeof s->err, "%s", res->errmsg);
+	cairn_result_free(res);
+}
+
+/* Splits the endpoint list; returns how many or -1 (too many/too long). */
+static int split_endpoints(const char *list, struct ep_status *st, int max)
+{
+	int n = 0;
+	const char *p = list;
+	size_t len;
+
+	while (n < max) {
+		while (*p == ' ')
+			p++;
+		len = strcspn(p, ",");
+		while (len > 0 && p[len - 1] == ' ')
+			len--;
+		if (len >= sizeof st[n].name)
+			return -1;
+		memcpy(st[n].name, p, len);
+		st[n].name[len] = '\0';
+		n++;
+		p += strcspn(p, ",");
+		if (*p++ == '\0')
+			return n;
+	}
+	return -1;
+}
+
+/* STATUS of every endpoint at once, each asked alone (no redirect). Returns
+ * 0, or EXIT_USAGE when an endpoint is malformed. */
+static int status_all(struct ctx *x, struct ep_status *st, int n,
+                      unsigned timeout_ms)
+{
+	struct cairn_options o = {x->dial_ms, timeout_ms, true};
+	struct cairn_op op = {.type = CAIRN_OP_STATUS};
+	uv_loop_t loop;
+	int rv = 0;
+	int i;
+
+	if (uv_loop_init(&loop) != 0)
+		return fail_cmd(x, "cannot create an event loop");
+	for (i = 0; i < n && rv == 0; i++) {
+		rv = cairn_open_async(&st[i].cl, &loop, st[i].name, &o,
+		                      st[i].err, sizeof st[i].err);
+		if (rv == CAIRN_EINVAL)
+			usage_error(NULL, "--endpoints: %s", st[i].err);
+		else if (rv == 0 &&
+		         cairn_submit(st[i].cl, &op, on_status, &st[i]) != 0)
+			snprintf(st[i].err, sizeof st[i].err, "%s",
+			         cairn_errmsg(st[i].cl));
+		rv = rv == CAIRN_EINVAL ? EXIT_USAGE : 0;
+	}
+	uv_run(&loop, UV_RUN_DEFAULT);
+	for (i = 0; i < n; i++)
+		cairn_close(st[i].cl);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	uv_loop_close(&loop);
+	return rv;
+}
+
+static void free_statuses(struct ep_status *st, int n)
+{
+	int i;
+
+	for (i = 0; i < n; i++)
+		cairn_result_free(st[i].res);
+}
+
+/* ---- endpoint status ----------------------------------------------------- */
+
+static void status_row(const struct ep_status *s, char cells[9][128])
+{
+	const struct cairn_status *st = &s->res->status;
+
+	snprintf(cells[0], 128, "%.127s", s->name);
+	snprintf(cells[1], 128, "%016" PRIx64, st->member_id);
+	snprintf(cells[2], 128, "%s", st->version ? st->version : "");
+	human_bytes(st->db_size, cells[3], 128);
+	snprintf(cells[4], 128, "%s",
+	         st->leader_id != 0 && st->leader_id == st->member_id
+	             ? "true"
+	             : "false");
+	snprintf(cells[5], 128, "%" PRIu64, st->raft_term);
+	snprintf(cells[6], 128, "%" PRIu64, st->raft_index);
+	snprintf(cells[7], 128, "%" PRIu64, st->raft_applied);
+	snprintf(cells[8], 128, "%" PRId64, st->revision);
+}
+
+static void status_json(const struct ep_status *s)
+{
+	const struct cairn_status *st = &s->res->status;
+
+	printf("{\"Endpoint\":");
+	json_cstr(s->name);
+	printf(",\"Status\":{");
+	json_header(&s->res->header);
+	printf(",\"member_id\":%" PRIu64 ",\"leader\":%" PRIu64 ",\"name\":",
+	       st->member_id, st->leader_id);
+	json_cstr(st->name);
+	printf(",\"version\":");
+	json_cstr(st->version);
+	printf(",\"dbSize\":%" PRIu64 ",\"raftTerm\":%" PRIu64
+	       ",\"raftIndex\":%" PRIu64 ",\"raftAppliedIndex\":%" PRIu64
+	       ",\"revision\":%" PRId64 ",\"compactRevision\":%" PRId64
+	       ",\"keys\":%" PRIu64 "}}",
+	       st->db_size, st->raft_term, st->raft_index, st->raft_applied,
+	       st->revision, st->compact_revision, st->keys);
+}
+
+static bool print_statuses(const struct ctx *x, const struct ep_status *st,
+                           int n)
+{
+	static const char *const hdr[] = {
+	    "ENDPOINT",  "ID",        "VERSION",    "DB SIZE",
+	    "IS LEADER", "RAFT TERM", "RAFT INDEX", "RAFT APPLIED INDEX",
+	    "REVISION"};
+	struct table t = {9, hdr, NULL, 0, 0};
+	char cells[9][128];
+	const char *row[9];
+	bool ok = true;
+	bool first = true;
+	int i;
+	int k;
+
+	if (x->out == OUT_JSON)
+		putchar('[');
+	for (i = 0; i < n; i++) {
+		if (st[i].res == NULL)
+			continue;
+		if (x->out == OUT_JSON) {
+			printf("%s", first ? "" : ",");
+			status_json(&st[i]);
+			first = false;
+			continue;
+		}
+		status_row(&st[i], cells);
+		for (k = 0; k < 9; k++)
+			row[k] = cells[k];
+		if (x->out == OUT_TABLE)
+			ok = ok && table_add(&t, row);
+		else
+			printf("%s, %s, %s, %s, %s, %s, %s, %s, %s\n", row[0],
+			       row[1], row[2], row[3], row[4], row[5], row[6],
+			       row[7], row[8]);
+	}
+	if (x->out == OUT_JSON)
+		puts("]");
+	if (x->out == OUT_TABLE && ok)
+		table_print(&t);
+	table_free(&t);
+	return ok;
+}
+
+static int cmd_endpoint_status(struct ctx *x)
+{
+	struct ep_status st[64];
+	int n = split_endpoints(x->endpoints, st, 64);
+	int rv = 0;
+	int i;
+
+	if (n < 0) {
+		usage_error(NULL,
+		            "--endpoints: too many endpoints or one too long");
+		return EXIT_USAGE;
+	}
+	for (i = 0; i < n; i++) {
+		st[i].cl = NULL;
+		st[i].res = NULL;
+		st[i].err[0] = '\0';
+	}
+	rv = status_all(x, st, n, x->cmd_ms);
+	if (rv == 0 && !print_statuses(x, st, n))
+		rv = fail_cmd(x, "out of memory");
+	for (i = 0; rv == 0 && i < n; i++)
+		if (st[i].res == NULL) {
+			fprintf(
+			    stderr,
+			    "Failed to get the status of endpoint %s (%s)\n",
+			    st[i].name, st[i].err);
+			rv = EXIT_FAIL;
+		}
+	free_statuses(st, n);
+	return rv;
+}
+
+/* ---- member list --------------------------------------------------------- */
+
+/* The endpoint whose member is id, from the statuses; NULL if none. */
+static const struct ep_status *status_of(const struct ep_status *st, int n,
+                                         uint64_t id)
+{
+	int i;
+
+	for (i = 0; i < n; i++)
+		if (st[i].res != NULL && st[i].res->status.member_id == id)
+			return &st[i];
+	return NULL;
+}
+
+static void member_row(const struct cairn_member *m, const struct ep_status *s,
+                       char cells[6][128])
+{
+	const char *cli = m->client_address ? m->client_address
+	                  : s != NULL       ? s->name
+	                                    : "";
+
+	snprintf(cells[0], 128, "%016" PRIx64, m->id);
+	snprintf(cells[1], 128, "%s",
+	         s != NULL && s->res->status.name ? s->res->status.name : "");
+	snprintf(cells[2], 128, "%s", m->peer_address);
+	snprintf(cells[3], 128, "%s", cli);
+	snprintf(cells[4], 128, "%s", m->voter ? "voter" : "learner");
+	snprintf(cells[5], 128, "%s", m->leader ? "true" : "false");
+}
+
+static void member_json(const struct cairn_member *m, char cells[6][128])
+{
+	printf("{\"ID\":%" PRIu64 ",\"name\":", m->id);
+	json_cstr(cells[1]);
+	printf(",\"peerURLs\":[");
+	json_cstr(cells[2]);
+	printf("],\"clientURLs\":[");
+	if (cells[3][0] != '\0')
+		json_cstr(cells[3]);
+	printf("],\"isLearner\":%s,\"isLeader\":%s}",
+	       m->voter ? "false" : "true", m->leader ? "true" : "false");
+}
+
+static bool print_members(const struct ctx *x, const struct cairn_result *r,
+                          const struct ep_status *st, int n)
+{
+	static const char *const hdr[] = {"ID",          "NAME", "PEER ADDR",
+	                                  "CLIENT ADDR", "ROLE", "IS LEADER"};
+	struct table t = {6, hdr, NULL, 0, 0};
+	char cells[6][128];
+	const char *row[6];
+	bool ok = true;
+	size_t i;
+	int k;
+
+	if (x->out == OUT_JSON) {
+		putchar('{');
+		json_header(&r->header);
+		printf(",\"members\":[");
+	}
+	for (i = 0; i < r->n_members; i++) {
+		member_row(&r->members[i], status_of(st, n, r->members[i].id),
+		           cells);
+		for (k = 0; k < 6; k++)
+			row[k] = cells[k];
+		if (x->out == OUT_JSON) {
+			printf("%s", i ? "," : "");
+			member_json(&r->members[i], cells);
+		} else if (x->out == OUT_TABLE) {
+			ok = ok && table_add(&t, row);
+		} else {
+			printf("%s, %s, %s, %s, %s, %s\n", row[0], row[1],
+			       row[2], row[3], row[4], row[5]);
+		}
+	}
+	if (x->out == OUT_JSON)
+		puts("]}");
+	if (x->out == OUT_TABLE && ok)
+		table_print(&t);
+	table_free(&t);
+	return ok;
+}
+
+static int cmd_member_list(struct ctx *x)
+{
+	struct cairn_op op = {.type = CAIRN_OP_MEMBERS};
+	struct ep_status st[64];
+	struct cairn_result *r = NULL;
+	int n = split_endpoints(x->endpoints, st, 64);
+	int rv;
+	int i;
+
+	for (i = 0; i < n; i++) {
+		st[i].cl = NULL;
+		st[i].res = NULL;
+		st[i].err[0] = '\0';
+	}
+	rv = run_op(x, &op, &r);
+	/* Names and client addresses: each endpoint says which member it is. */
+	if (rv == 0 && n > 0)
+		rv = status_all(
+		    x, st, n, x->dial_ms < x->cmd_ms ? x->dial_ms : x->cmd_ms);
+	if (rv == 0 && !print_members(x, r, st, n > 0 ? n : 0))
+		rv = fail_cmd(x, "out of memory");
+	if (n > 0)
+		free_statuses(st, n);
+	cairn_result_free(r);
+	return rv;
+}
+
+/* ---- commands and flags -------------------------------------------------- */
+
+static int cmd_help(struct ctx *x);
+
+static const struct cmd commands[] = {
+    {"put", "put [options] <key> [<value>]",
+     "puts the given key into the store",
+     "The value is read from stdin when not given. Prints OK, and the\n"
+     "previous pair with --prev-kv.\n",
+     put_flags, sizeof put_flags / sizeof put_flags[0], 1, 2, cmd_put},
+    {"get", "get [options] <key> [<range_end>]",
+     "gets the key or a range of keys",
+     "With <range_end>, the keys in [key, range_end). Simple output: the key\n"
+     "then the value on the next line, for each pair; --count-only prints the\n"
+     "number of keys.\n",
+     get_flags, sizeof get_flags / sizeof get_flags[0], 1, 2, cmd_get},
+    {"del", "del [options] <key> [<range_end>]",
+     "removes the key or a range of keys",
+     "Prints the number of keys deleted (then the pairs with --prev-kv).\n",
+     del_flags, sizeof del_flags / sizeof del_flags[0], 1, 2, cmd_del},
+    {"txn", "txn [options]", "runs a transaction read from stdin",
+     "Reads, as etcdctl, compares, a blank line, success requests, a blank\n"
+     "line, failure requests (the last blank line may be the end of input):\n"
+     "\n"
+     "  value(\"key\") = \"v\"      compares: value, version, create, mod\n"
+     "  version(\"key\") > \"3\"    operators: = != < >\n"
+     "\n"
+     "  put key value            requests: put, get, del with their flags\n"
+     "  get key --prefix         (--prefix, --from-key, --prev-kv, --limit,\n"
+     "                            --rev, --keys-only, --count-only, --lease)\n"
+     "\n"
+     "  put key other\n"
+     "\n"
+     "Tokens may be \"quoted\" with Go escapes, 'raw' or bare words. Prints\n"
+     "SUCCESS or FAILURE, then each request's answer after a blank line.\n",
+     txn_flags, sizeof txn_flags / sizeof txn_flags[0], 0, 0, cmd_txn},
+    {"member list", "member list", "lists the members of the cluster",
+     "Columns: ID (16 hex digits), NAME, PEER ADDR, CLIENT ADDR, ROLE (voter\n"
+     "or learner), IS LEADER. Names and client addresses come from asking\n"
+     "each --endpoints entry which member it is.\n",
+     NULL, 0, 0, 0, cmd_member_list},
+    {"endpoint status", "endpoint status", "prints the status of each endpoint",
+     "Asks every --endpoints entry on its own. Columns: ENDPOINT, ID, "
+     "VERSION,\n"
+     "DB SIZE, IS LEADER, RAFT TERM, RAFT INDEX, RAFT APPLIED INDEX, "
+     "REVISION.\n"
+     "Unreachable endpoints are reported on stderr and make the exit status "
+     "1.\n",
+     NULL, 0, 0, 0, cmd_endpoint_status},
+    {"help", "help [<command>]", "shows the help of cairnctl or of a command",
+     "", NULL, 0, 0, 2, cmd_help},
+};
+#define N_COMMANDS (sizeof commands / sizeof commands[0])
+
+enum {
+	G_ENDPOINTS,
+	G_OUTPUT,
+	G_WRITE_OUT,
+	G_DIAL,
+	G_COMMAND,
+	G_HELP,
+	G_VERSION
+};
+static const struct flag global_flags[] = {
+    {"endpoints", 0, true, "LIST",
+     "comma-separated host:port list (env CAIRN_ENDPOINTS;\n"
+     "                                default 127.0.0.1:2379)"},
+    {"output", 'o', true, "FORMAT", "simple, json or table (default simple)"},
+    {"write-out", 'w', true, "FORMAT", "the same as --output"},
+    {"dial-timeout", 0, true, "DURATION",
+     "per connection attempt (default 2s)"},
+    {"command-timeout", 0, true, "DURATION",
+     "per command, retries included (default 5s)"},
+    {"help", 'h', false, NULL, "this help; with a command, its help"},
+    {"version", 0, false, NULL, "prints the version"},
+};
+#define N_GLOBAL (sizeof global_flags / sizeof global_flags[0])
+
+/* "  left   text", the text on the next line when left is too wide. */
+static void help_line(FILE *f, const char *left, const char *text)
+{
+	if (strlen(left) < 30)
+		fprintf(f, "  %-30s%s\n", left, text);
+	else
+		fprintf(f, "  %s\n  %-30s%s\n", left, "", text);
+}
+
+static void print_flags(FILE *f, const struct flag *flags, size_t n)
+{
+	char left[64];
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		if (flags[i].short_name)
+			snprintf(left, sizeof left, "-%c, --%s%s%s",
+			         flags[i].short_name, flags[i].name,
+			         flags[i].arg ? " " : "",
+			         flags[i].arg ? flags[i].arg : "");
+		else
+			snprintf(left, sizeof left, "    --%s%s%s",
+			         flags[i].name, flags[i].arg ? " " : "",
+			         flags[i].arg ? flags[i].arg : "");
+		help_line(f, left, flags[i].help);
+	}
+}
+
+static void global_usage(FILE *f)
+{
+	size_t i;
+
+	fputs(
+	    "cairnctl: the command-line client of the cairn store.\n\n"
+	    "Usage: cairnctl [global options] <command> [options] [arguments]\n"
+	    "\nCommands:\n",
+	    f);
+	for (i = 0; i < N_COMMANDS; i++)
+		help_line(f, commands[i].usage, commands[i].summary);
+	fputs("\nGlobal options (anywhere on the line):\n", f);
+	print_flags(f, global_flags, N_GLOBAL);
+	fputs(
+	    "\nDurations: 500ms, 2s, 1.5s, 1m (a bare number is seconds).\n"
+	    "JSON output: keys and values that are valid UTF-8 are strings in\n"
+	    "\"key\" and \"value\"; other bytes are base64 in \"key_base64\" "
+	    "and\n"
+	    "\"value_base64\". Ids are decimal in JSON, 16 hex digits "
+	    "elsewhere.\n"
+	    "Exit status: 0 ok, 1 error from the store or the connection, 2 "
+	    "usage\n"
+	    "error. Run 'cairnctl <command> --help' for a command's options.\n",
+	    f);
+}
+
+static void command_usage(FILE *f, const struct cmd *c)
+{
+	fprintf(f, "cairnctl %s: %s.\n\nUsage: cairnctl %s\n", c->name,
+	        c->summary, c->usage);
+	if (c->details[0] != '\0')
+		fprintf(f, "\n%s", c->details);
+	if (c->n_flags > 0) {
+		fputs("\nOptions:\n", f);
+		print_flags(f, c->flags, c->n_flags);
+	}
+	fputs("\nGlobal options: see 'cairnctl --help'.\n", f);
+}
+
+static const struct cmd *find_command(const char *w1, const char *w2,
+                                      int *words)
+{
+	char name[64];
+	size_t i;
+
+	for (i = 0; i < N_COMMANDS; i++) {
+		if (strcmp(commands[i].name, w1) == 0) {
+			*words = 1;
+			return &commands[i];
+		}
+		snprintf(name, sizeof name, "%s %s", w1, w2 ? w2 : "");
+		if (w2 != NULL && strcmp(commands[i].name, name) == 0) {
+			*words = 2;
+			return &commands[i];
+		}
+	}
+	return NULL;
+}
+
+static int cmd_help(struct ctx *x)
+{
+	const struct cmd *c;
+	int words;
+
+	if (x->n_args == 0) {
+		global_usage(stdout);
+		return 0;
+	}
+	c = find_command(x->args[0], x->n_args > 1 ? x->args[1] : NULL, &words);
+	if (c == NULL || words != x->n_args) {
+		usage_error(NULL, "unknown command '%s'", x->args[0]);
+		return EXIT_USAGE;
+	}
+	command_usage(stdout, c);
+	return 0;
+}
+
+/* ---- the command line ---------------------------------------------------- */
+
+/* A flag token: "--name", "--name=value", "-x", "-xvalue", "-x=value". */
+struct flagtok {
+	const char *name;
+	size_t name_len;
+	char short_name;
+	const char *value; /* inline value, or NULL */
+};
+
+static bool is_flag(const char *a)
+{
+	return a[0] == '-' && a[1] != '\0' && strcmp(a, "--") != 0;
+}
+
+static void split_flag(const char *a, struct flagtok *t)
+{
+	const char *eq;
+
+	memset(t, 0, sizeof *t);
+	if (a[1] == '-') {
+		t->name = a + 2;
+		eq = strchr(t->name, '=');
+		t->name_len = eq ? (size_t)(eq - t->name) : strlen(t->name);
+		t->value = eq ? eq + 1 : NULL;
+		return;
+	}
+	t->short_name = a[1];
+	if (a[2] != '\0')
+		t->value = a[2] == '=' ? a + 3 : a + 2;
+}
+
+static int find_flag(const struct flag *defs, size_t n, const struct flagtok *t)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		if (t->name != NULL && strlen(defs[i].name) == t->name_len &&
+		    memcmp(defs[i].name, t->name, t->name_len) == 0)
+			return (int)i;
+		if (t->name == NULL && defs[i].short_name != 0 &&
+		    defs[i].short_name == t->short_name)
+			return (int)i;
+	}
+	return -1;
+}
+
+/* Takes the value of flag f (from the token or the next argument) into *out;
+ * booleans get "" (or NULL for an explicit =false). */
+static int take_flag(const struct cmd *cmd, const struct flag *f,
+                     const struct flagtok *t, int argc, char **argv, int *i,
+                     const char **out)
+{
+	if (!f->takes_value) {
+		if (t->value == NULL || strcmp(t->value, "true") == 0) {
+			*out = "";
+			return 0;
+		}
+		if (strcmp(t->value, "false") == 0) {
+			*out = NULL;
+			return 0;
+		}
+		usage_error(cmd, "--%s takes no value", f->name);
+		return EXIT_USAGE;
+	}
+	if (t->value != NULL) {
+		*out = t->value;
+		return 0;
+	}
+	if (*i + 1 >= argc) {
+		usage_error(cmd, "--%s needs a value", f->name);
+		return EXIT_USAGE;
+	}
+	*out = argv[++*i];
+	return 0;
+}
+
+struct cmdline {
+	const char *gval[N_GLOBAL];
+	const struct cmd *cmd;
+	struct ctx *x;
+};
+
+/* One flag at argv[*i]: global, or the command's. */
+static int one_flag(struct cmdline *cl, int argc, char **argv, int *i)
+{
+	const struct cmd *cmd = cl->cmd;
+	struct flagtok t;
+	int k;
+
+	split_flag(argv[*i], &t);
+	k = find_flag(global_flags, N_GLOBAL, &t);
+	if (k >= 0)
+		return take_flag(cmd, &global_flags[k], &t, argc, argv, i,
+		                 &cl->gval[k]);
+	k = cmd != NULL ? find_flag(cmd->flags, cmd->n_flags, &t) : -1;
+	if (k >= 0)
+		return take_flag(cmd, &cmd->flags[k], &t, argc, argv, i,
+		                 &cl->x->val[k]);
+	usage_error(cmd, "unknown flag %s%s", argv[*i],
+	            cmd == NULL ? " (before the command)" : "");
+	return EXIT_USAGE;
+}
+
+static int positional(struct cmdline *cl, char *a)
+{
+	if (cl->x->n_args == MAX_ARGS) {
+		usage_error(cl->cmd, "too many arguments");
+		return EXIT_USAGE;
+	}
+	cl->x->args[cl->x->n_args++] = a;
+	return 0;
+}
+
+/* Finds the command at argv[*i] (one or two words). */
+static int command_words(struct cmdline *cl, int argc, char **argv, int *i)
+{
+	int words = 0;
+
+	cl->cmd =
+	    find_command(argv[*i], *i + 1 < argc ? argv[*i + 1] : NULL, &words);
+	if (cl->cmd == NULL) {
+		if (strcmp(argv[*i], "member") == 0 ||
+		    strcmp(argv[*i], "endpoint") == 0)
+			usage_error(NULL, "'%s' needs a subcommand (%s)",
+			            argv[*i],
+			            argv[*i][0] == 'm' ? "list" : "status");
+		else
+			usage_error(NULL, "unknown command '%s'", argv[*i]);
+		return EXIT_USAGE;
+	}
+	*i += words - 1;
+	return 0;
+}
+
+static int parse_line(struct cmdline *cl, int argc, char **argv)
+{
+	bool flags_done = false;
+	int rv = 0;
+	int i;
+
+	for (i = 1; rv == 0 && i < argc; i++) {
+		if (!flags_done && strcmp(argv[i], "--") == 0)
+			flags_done = true;
+		else if (!flags_done && is_flag(argv[i]))
+			rv = one_flag(cl, argc, argv, &i);
+		else if (cl->cmd == NULL)
+			rv = command_words(cl, argc, argv, &i);
+		else
+			rv = positional(cl, argv[i]);
+	}
+	return rv;
+}
+
+/* Global flag values into x. */
+static int apply_globals(struct cmdline *cl)
+{
+	struct ctx *x = cl->x;
+	const char *out =
+	    cl->gval[G_OUTPUT] ? cl->gval[G_OUTPUT] : cl->gval[G_WRITE_OUT];
+	const char *env = getenv("CAIRN_ENDPOINTS");
+
+	x->endpoints = cl->gval[G_ENDPOINTS] ? cl->gval[G_ENDPOINTS]
+	               : env && *env         ? env
+	                                     : "127.0.0.1:2379";
+	x->out = OUT_SIMPLE;
+	if (out != NULL && strcmp(out, "json") == 0)
+		x->out = OUT_JSON;
+	else if (out != NULL && strcmp(out, "table") == 0)
+		x->out = OUT_TABLE;
+	else if (out != NULL && strcmp(out, "simple") != 0) {
+		usage_error(cl->cmd,
+		            "--output: unknown format '%s' (simple, json or "
+		            "table)",
+		            out);
+		return EXIT_USAGE;
+	}
+	x->dial_ms = 2000;
+	x->cmd_ms = 5000;
+	if ((cl->gval[G_DIAL] &&
+	     !parse_duration(cl->gval[G_DIAL], &x->dial_ms)) ||
+	    (cl->gval[G_COMMAND] &&
+	     !parse_duration(cl->gval[G_COMMAND], &x->cmd_ms))) {
+		usage_error(
+		    cl->cmd, "bad duration for --%s (e.g. 500ms, 2s, 1m)",
+		    cl->gval[G_DIAL] &&
+		            !parse_duration(cl->gval[G_DIAL], &x->dial_ms)
+		        ? "dial-timeout"
+		        : "command-timeout");
+		return EXIT_USAGE;
+	}
+	return 0;
+}
+
+static int check_args(const struct ctx *x)
+{
+	const struct cmd *c = x->cmd;
+
+	if (x->n_args < c->min_args) {
+		usage_error(c, "%s needs %s", c->name,
+		            c->min_args == 1 ? "a key" : "more arguments");
+		return EXIT_USAGE;
+	}
+	if (x->n_args > c->max_args) {
+		usage_error(c, "too many arguments for %s", c->name);
+		return EXIT_USAGE;
+	}
+	return 0;
+}
+
+static int finish_output(int rv)
+{
+	if (fflush(stdout) != 0 || ferror(stdout)) {
+		fprintf(stderr, "Error: writing the output failed\n");
+		return rv != 0 ? rv : EXIT_FAIL;
+	}
+	return rv;
+}
+
+int main(int argc, char **argv)
+{
+	struct ctx x;
+	struct cmdline cl;
+	int rv;
+
+	memset(&x, 0, sizeof x);
+	memset(&cl, 0, sizeof cl);
+	cl.x = &x;
+	rv = parse_line(&cl, argc, argv);
+	if (rv != 0)
+		return rv;
+	x.cmd = cl.cmd;
+	if (cl.gval[G_VERSION] != NULL) {
+		printf("cairnctl version: %s\nAPI version: %d\n", CAIRN_VERSION,
+		       PROTO_VERSION);
+		return finish_output(0);
+	}
+	if (cl.gval[G_HELP] != NULL || x.cmd == NULL) {
+		if (x.cmd != NULL)
+			command_usage(stdout, x.cmd);
+		else
+			global_usage(cl.gval[G_HELP] ? stdout : stderr);
+		return finish_output(cl.gval[G_HELP] ? 0 : EXIT_USAGE);
+	}
+	rv = apply_globals(&cl);
+	if (rv == 0)
+		rv = check_args(&x);
+	if (rv == 0)
+		rv = x.cmd->run(&x);
+	cairn_close(x.cl);
+	return finish_output(rv);
+}

@@ -1,0 +1,1761 @@
+/*
+ * client: libcairn's client, async core on a libuv loop with a sync shell.
+ *
+ * The happy path: cairn_submit() validates and encodes the operation once
+ * (everything but id, op, cid, seq and ack, which are written per send), puts
+ * it in the window and, when the link is READY, appends its frame to the
+ * link's output buffer; a prepare handle writes the buffer once per loop
+ * iteration. Answers are matched by id, decoded into a cairn_result and handed
+ * to the callback. The sync API runs the same core on a private loop until the
+ * call's callback fired.
+ *
+ * Failure modes (the policy is described in client.h): a routing error or a
+ * lost link closes the link; the window's requests stay and are resent on the
+ * next link. A request's deadline timer completes it with the last retryable
+ * error. cairn_close() cancels what is left with CAIRN_ECANCELED.
+ *
+ * Reentrancy: user callbacks may submit or close. Nothing is freed while a
+ * callback runs: the client and its connections are released in libuv close
+ * callbacks, and every loop that calls back checks 'dead'/'closing' after.
+ */
+#include "client.h"
+
+#include <assert.h>
+#include <inttypes.h>
+#include <sodium.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mp.h"
+#include "proto.h"
+#include "result.h"
+
+#define READ_CHUNK (64u << 10)
+/* id, op, cid, seq, ack and the map header, generously. */
+#define FRAME_OVERHEAD 128u
+
+static void trace_msg(const struct cairn_client *c, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+#define TRACE(c, ...)                                                          \
+	do {                                                                   \
+		if ((c)->trace)                                                \
+			trace_msg((c), __VA_ARGS__);                           \
+	} while (0)
+
+static void trace_msg(const struct cairn_client *c, const char *fmt, ...)
+{
+	char line[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof line, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "cairn client %016" PRIx64 ": %s\n", c->cid, line);
+}
+
+static int set_err(struct cairn_client *c, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Records the message of a failed call; returns code. */
+static int set_err(struct cairn_client *c, int code, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(c->errmsg, sizeof c->errmsg, fmt, ap);
+	va_end(ap);
+	return code;
+}
+
+/* ---- the link state machine ---------------------------------------------- */
+
+static const char *const link_names[LINK_NSTATES] = {
+    [LINK_IDLE] = "idle",       [LINK_CONNECTING] = "connecting",
+    [LINK_HELLO] = "hello",     [LINK_READY] = "ready",
+    [LINK_BACKOFF] = "backoff", [LINK_CLOSED] = "closed",
+};
+
+#define B(s) (1u << (s))
+static const unsigned link_next[LINK_NSTATES] = {
+    [LINK_IDLE] = B(LINK_CONNECTING) | B(LINK_CLOSED),
+    [LINK_CONNECTING] =
+        B(LINK_HELLO) | B(LINK_BACKOFF) | B(LINK_IDLE) | B(LINK_CLOSED),
+    [LINK_HELLO] = B(LINK_READY) | B(LINK_CONNECTING) | B(LINK_BACKOFF) |
+                   B(LINK_IDLE) | B(LINK_CLOSED),
+    [LINK_READY] =
+        B(LINK_CONNECTING) | B(LINK_BACKOFF) | B(LINK_IDLE) | B(LINK_CLOSED),
+    [LINK_BACKOFF] = B(LINK_CONNECTING) | B(LINK_IDLE) | B(LINK_CLOSED),
+    [LINK_CLOSED] = 0,
+};
+#undef B
+
+static void link_move(struct cairn_client *c, enum link_state to)
+{
+	assert(link_next[c->state] & (1u << to));
+	TRACE(c, "link %s -> %s (endpoint %s)", link_names[c->state],
+	      link_names[to], c->eps[c->ep].name);
+	c->state = to;
+}
+
+/* ---- endpoints ----------------------------------------------------------- */
+
+static bool parse_port(const char *s, size_t len, int *port)
+{
+	size_t i;
+	long v = 0;
+
+	if (len == 0 || len > 5)
+		return false;
+	for (i = 0; i < len; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return false;
+		v = v * 10 + (s[i] - '0');
+	}
+	*port = (int)v;
+	return v >= 1 && v <= 65535;
+}
+
+/* Splits "host:port" or "[v6]:port"; host is copied into host (NUL-ended). */
+static bool split_host_port(const char *s, size_t len, char *host,
+                            size_t hostlen, bool *v6, int *port)
+{
+	const char *end = s + len;
+	const char *h = s;
+	const char *colon;
+	size_t hlen;
+
+	*v6 = len > 0 && s[0] == '[';
+	if (*v6) {
+		const char *close = memchr(s, ']', len);
+		if (close == NULL || close + 1 >= end || close[1] != ':')
+			return false;
+		h = s + 1;
+		hlen = (size_t)(close - h);
+		colon = close + 1;
+	} else {
+		colon = memchr(s, ':', len);
+		if (colon == NULL ||
+		    memchr(colon + 1, ':', (size_t)(end - colon - 1)))
+			return false; /* IPv6 needs brackets */
+		hlen = (size_t)(colon - s);
+	}
+	if (hlen == 0 || hlen >= hostlen)
+		return false;
+	memcpy(host, h, hlen);
+	host[hlen] = '\0';
+	return parse_port(colon + 1, (size_t)(end - colon - 1), port);
+}
+
+static int parse_endpoint(const char *s, size_t len, struct endpoint *ep,
+                          char *err, size_t errlen)
+{
+	char host[64];
+	bool v6;
+	int port;
+	int rv;
+
+	if (len > 7 && memcmp(s, "http://", 7) == 0) {
+		s += 7;
+		len -= 7;
+	}
+	if (len == 0 || len >= sizeof ep->name) {
+		snprintf(err, errlen, "endpoint '%.*s': %s", (int)len, s,
+		         len == 0 ? "empty" : "too long");
+		return CAIRN_EINVAL;
+	}
+	memcpy(ep->name, s, len);
+	ep->name[len] = '\0';
+	if (!split_host_port(s, len, host, sizeof host, &v6, &port)) {
+		snprintf(
+		    err, errlen,
+		    "endpoint '%s': expected host:port with a port in 1-65535",
+		    ep->name);
+		return CAIRN_EINVAL;
+	}
+	if (!v6 && strcmp(host, "localhost") == 0)
+		strcpy(host, "127.0.0.1");
+	if (v6)
+		rv = uv_ip6_addr(host, port, (struct sockaddr_in6 *)&ep->addr);
+	else
+		rv = uv_ip4_addr(host, port, (struct sockaddr_in *)&ep->addr);
+	if (rv != 0) {
+		snprintf(
+		    err, errlen,
+		    "endpoint '%s': host must be an IPv4 address, [IPv6] or "
+		    "localhost",
+		    ep->name);
+		return CAIRN_EINVAL;
+	}
+	return 0;
+}
+
+static const char *trim(const char *s, const char *end, size_t *len)
+{
+	while (s < end && (*s == ' ' || *s == '\t'))
+		s++;
+	while (end > s && (end[-1] == ' ' || end[-1] == '\t'))
+		end--;
+	*len = (size_t)(end - s);
+	return s;
+}
+
+static int parse_endpoints(struct cairn_client *c, const char *list, char *err,
+                           size_t errlen)
+{
+	const char *p = list;
+	const char *comma;
+	const char *s;
+	size_t len;
+	unsigned n = 1;
+	int rv;
+
+	if (list == NULL || *list == '\0') {
+		snprintf(err, errlen, "no endpoints given");
+		return CAIRN_EINVAL;
+	}
+	for (s = list; *s; s++)
+		n += *s == ',';
+	if (n > CLIENT_MAX_ENDPOINTS) {
+		snprintf(err, errlen, "%u endpoints given, at most %u", n,
+		         CLIENT_MAX_ENDPOINTS);
+		return CAIRN_EINVAL;
+	}
+	c->eps = calloc(n, sizeof *c->eps);
+	if (c->eps == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return CAIRN_ENOMEM;
+	}
+	for (c->n_eps = 0; c->n_eps < n; c->n_eps++, p = comma + 1) {
+		comma = strchr(p, ',');
+		if (comma == NULL)
+			comma = p + strlen(p);
+		s = trim(p, comma, &len);
+		rv = parse_endpoint(s, len, &c->eps[c->n_eps], err, errlen);
+		if (rv != 0)
+			return rv;
+	}
+	return 0;
+}
+
+static int endpoint_of(const struct cairn_client *c, uint64_t member_id)
+{
+	unsigned i;
+
+	for (i = 0; member_id != 0 && i < c->n_eps; i++)
+		if (c->eps[i].member_id == member_id)
+			return (int)i;
+	return -1;
+}
+
+/* Where to go after the current endpoint: the leader's if known, else the
+ * next one whose member could be the leader. */
+static unsigned next_endpoint(const struct cairn_client *c)
+{
+	int leader = endpoint_of(c, c->leader_id);
+	unsigned i;
+	unsigned e;
+
+	if (c->opts.no_redirect)
+		return 0;
+	if (leader >= 0)
+		return (unsigned)leader;
+	for (i = 1; i <= c->n_eps; i++) {
+		e = (c->ep + i) % c->n_eps;
+		if (c->leader_id == 0 || c->eps[e].member_id == 0)
+			return e;
+	}
+	return (c->ep + 1) % c->n_eps;
+}
+
+/* ---- the request window -------------------------------------------------- */
+
+static int win_grow(struct req_window *w)
+{
+	size_t cap = w->cap ? w->cap * 2 : 64;
+	struct req **slot = calloc(cap, sizeof *slot);
+	size_t i;
+
+	if (slot == NULL)
+		return CAIRN_ENOMEM;
+	for (i = 0; i < w->count; i++)
+		slot[i] = w->slot[(w->head + i) & (w->cap - 1)];
+	free(w->slot);
+	w->slot = slot;
+	w->cap = cap;
+	w->head = 0;
+	return 0;
+}
+
+/* Adds r and gives it the next id. */
+static int win_push(struct req_window *w, struct req *r)
+{
+	if (w->count == w->cap && win_grow(w) != 0)
+		return CAIRN_ENOMEM;
+	r->id = w->base + w->count;
+	w->slot[(w->head + w->count) & (w->cap - 1)] = r;
+	w->count++;
+	return 0;
+}
+
+/* The i-th slot from the oldest; may be NULL (answered). */
+static struct req *win_at(const struct req_window *w, size_t i)
+{
+	return w->slot[(w->head + i) & (w->cap - 1)];
+}
+
+static struct req *win_get(const struct req_window *w, uint64_t id)
+{
+	if (id < w->base || id - w->base >= w->count)
+		return NULL;
+	return win_at(w, (size_t)(id - w->base));
+}
+
+static struct req *win_head(const struct req_window *w)
+{
+	return w->count > 0 ? win_at(w, 0) : NULL;
+}
+
+static void win_remove(struct req_window *w, uint64_t id)
+{
+	w->slot[(w->head + (size_t)(id - w->base)) & (w->cap - 1)] = NULL;
+	while (w->count > 0 && w->slot[w->head] == NULL) {
+		w->head = (w->head + 1) & (w->cap - 1);
+		w->base++;
+		w->count--;
+	}
+}
+
+/* ---- checking and encoding operations ------------------------------------ */
+
+/* Writes fields, or only counts them when w is NULL, so the count in a map
+ * header can never disagree with what follows. */
+struct fields {
+	struct mp_writer *w;
+	uint32_t n;
+};
+
+static void f_bin(struct fields *f, const char *k, const void *p, size_t len)
+{
+	f->n++;
+	if (f->w != NULL) {
+		mp_put_key(f->w, k);
+		mp_put_bin(f->w, p, len);
+	}
+}
+
+static void f_int(struct fields *f, const char *k, int64_t v)
+{
+	f->n++;
+	if (f->w != NULL) {
+		mp_put_key(f->w, k);
+		mp_put_int(f->w, v);
+	}
+}
+
+static void f_true(struct fields *f, const char *k)
+{
+	f->n++;
+	if (f->w != NULL) {
+		mp_put_key(f->w, k);
+		mp_put_bool(f->w, true);
+	}
+}
+
+static void put_txn(struct fields *f, const struct cairn_txn *t);
+
+/* The fields of op besides id and op (and cid, seq, ack). */
+static void put_fields(struct fields *f, const struct cairn_op *op)
+{
+	if (op->type == CAIRN_OP_TXN) {
+		put_txn(f, op->txn);
+		return;
+	}
+	if (op->type == CAIRN_OP_STATUS || op->type == CAIRN_OP_MEMBERS)
+		return;
+	f_bin(f, "k", op->key, op->key_len);
+	if (op->end_len > 0)
+		f_bin(f, "e", op->end, op->end_len);
+	if (op->type == CAIRN_OP_PUT) {
+		f_bin(f, "v", op->value, op->value_len);
+		if (op->lease != 0)
+			f_int(f, "l", op->lease);
+	}
+	if (op->prev_kv && op->type != CAIRN_OP_RANGE)
+		f_true(f, "pkv");
+	if (op->type != CAIRN_OP_RANGE)
+		return;
+	if (op->revision != 0)
+		f_int(f, "rev", op->revision);
+	if (op->limit != 0)
+		f_int(f, "lim", op->limit);
+	if (op->serializable)
+		f_true(f, "ser");
+	if (op->keys_only)
+		f_true(f, "ko");
+	if (op->count_only)
+		f_true(f, "co");
+}
+
+/* A nested map: {op, fields...}. */
+static void put_branch_op(struct mp_writer *w, const struct cairn_op *op)
+{
+	struct fields count = {NULL, 0};
+	struct fields f = {w, 0};
+
+	put_fields(&count, op);
+	mp_put_map(w, count.n + 1);
+	mp_put_key(w, "op");
+	mp_put_uint(w, (uint64_t)op->type);
+	put_fields(&f, op);
+}
+
+static void put_compare(struct mp_writer *w, const struct cairn_compare *cmp)
+{
+	mp_put_map(w, 4);
+	mp_put_key(w, "k");
+	mp_put_bin(w, cmp->key, cmp->key_len);
+	mp_put_key(w, "t");
+	mp_put_uint(w, (uint64_t)cmp->target);
+	mp_put_key(w, "r");
+	mp_put_uint(w, (uint64_t)cmp->result);
+	if (cmp->target == CAIRN_CMP_VALUE) {
+		mp_put_key(w, "v");
+		mp_put_bin(w, cmp->value, cmp->value_len);
+	} else {
+		mp_put_key(w, "n");
+		mp_put_int(w, cmp->number);
+	}
+}
+
+static void put_branch(struct mp_writer *w, const char *k,
+                       const struct cairn_op *ops, size_t n)
+{
+	size_t i;
+
+	mp_put_key(w, k);
+	mp_put_array(w, (uint32_t)n);
+	for (i = 0; i < n; i++)
+		put_branch_op(w, &ops[i]);
+}
+
+static void put_txn(struct fields *f, const struct cairn_txn *t)
+{
+	size_t i;
+
+	f->n += 3;
+	if (f->w == NULL)
+		return;
+	mp_put_key(f->w, "cmp");
+	mp_put_array(f->w, (uint32_t)t->n_compare);
+	for (i = 0; i < t->n_compare; i++)
+		put_compare(f->w, &t->compare[i]);
+	put_branch(f->w, "s", t->success, t->n_success);
+	put_branch(f->w, "f", t->failure, t->n_failure);
+}
+
+static bool bytes_ok(const void *p, size_t len)
+{
+	return p != NULL || len == 0;
+}
+
+/* where names a transaction's operation in messages; "" at the top level. */
+static int check_kv_op(struct cairn_client *c, const struct cairn_op *op,
+                       const char *where)
+{
+	const char *sep = *where ? ": " : "";
+
+	if (!bytes_ok(op->key, op->key_len) ||
+	    !bytes_ok(op->end, op->end_len) ||
+	    !bytes_ok(op->value, op->value_len))
+		return set_err(c, CAIRN_EINVAL,
+		               "%s%sNULL pointer with a length", where, sep);
+	if (op->key_len == 0)
+		return set_err(c, CAIRN_EINVAL, "%s%sthe key is empty", where,
+		               sep);
+	if (op->key_len > PROTO_MAX_KEY || op->end_len > PROTO_MAX_KEY)
+		return set_err(
+		    c, CAIRN_EINVAL, "%s%skey of %zu bytes, at most %u", where,
+		    sep, op->key_len > op->end_len ? op->key_len : op->end_len,
+		    PROTO_MAX_KEY);
+	if (op->limit < 0 || op->revision < 0 || op->lease < 0)
+		return set_err(
+		    c, CAIRN_EINVAL,
+		    "%s%slimit, revision and lease must not be negative", where,
+		    sep);
+	return 0;
+}
+
+static int check_branch(struct cairn_client *c, const struct cairn_op *ops,
+                        size_t n, const char *name)
+{
+	char where[48];
+	size_t i;
+	int rv;
+
+	if (n > PROTO_MAX_TXN_OPS)
+		return set_err(c, CAIRN_ETOOMANYOPS,
+		               "%zu %s operations, at most %u", n, name,
+		               PROTO_MAX_TXN_OPS);
+	if (n > 0 && ops == NULL)
+		return set_err(c, CAIRN_EINVAL, "NULL %s branch", name);
+	for (i = 0; i < n; i++) {
+		snprintf(where, sizeof where, "%s operation %zu", name, i + 1);
+		if (ops[i].type != CAIRN_OP_RANGE &&
+		    ops[i].type != CAIRN_OP_PUT &&
+		    ops[i].type != CAIRN_OP_DELETE)
+			return set_err(
+			    c, CAIRN_EINVAL,
+			    "%s: only range, put and delete are allowed",
+			    where);
+		rv = check_kv_op(c, &ops[i], where);
+		if (rv != 0)
+			return rv;
+	}
+	return 0;
+}
+
+static int check_compare(struct cairn_client *c,
+                         const struct cairn_compare *cmp, size_t i)
+{
+	if (!bytes_ok(cmp->key, cmp->key_len) || cmp->key_len == 0 ||
+	    cmp->key_len > PROTO_MAX_KEY)
+		return set_err(c, CAIRN_EINVAL, "compare %zu: bad key", i + 1);
+	if (cmp->target < CAIRN_CMP_VALUE || cmp->target > CAIRN_CMP_MOD ||
+	    cmp->result < CAIRN_CMP_EQUAL || cmp->result > CAIRN_CMP_GREATER)
+		return set_err(c, CAIRN_EINVAL,
+		               "compare %zu: unknown target or result", i + 1);
+	if (cmp->target == CAIRN_CMP_VALUE &&
+	    !bytes_ok(cmp->value, cmp->value_len))
+		return set_err(c, CAIRN_EINVAL, "compare %zu: NULL value",
+		               i + 1);
+	return 0;
+}
+
+static int check_txn(struct cairn_client *c, const struct cairn_txn *t)
+{
+	size_t i;
+	int rv;
+
+	if (t == NULL)
+		return set_err(c, CAIRN_EINVAL, "no transaction given");
+	if (t->n_compare > PROTO_MAX_TXN_OPS)
+		return set_err(c, CAIRN_ETOOMANYOPS, "%zu compares, at most %u",
+		               t->n_compare, PROTO_MAX_TXN_OPS);
+	if (t->n_compare > 0 && t->compare == NULL)
+		return set_err(c, CAIRN_EINVAL, "NULL compares");
+	for (i = 0; i < t->n_compare; i++) {
+		rv = check_compare(c, &t->compare[i], i);
+		if (rv != 0)
+			return rv;
+	}
+	rv = check_branch(c, t->success, t->n_success, "success");
+	if (rv == 0)
+		rv = check_branch(c, t->failure, t->n_failure, "failure");
+	return rv;
+}
+
+static int check_op(struct cairn_client *c, const struct cairn_op *op)
+{
+	if (op == NULL)
+		return set_err(c, CAIRN_EINVAL, "no operation given");
+	switch (op->type) {
+	case CAIRN_OP_RANGE:
+	case CAIRN_OP_PUT:
+	case CAIRN_OP_DELETE:
+		return check_kv_op(c, op, "");
+	case CAIRN_OP_TXN:
+		return check_txn(c, op->txn);
+	case CAIRN_OP_STATUS:
+	case CAIRN_OP_MEMBERS:
+		return 0;
+	default:
+		return set_err(c, CAIRN_EINVAL, "unknown operation type %d",
+		               op->type);
+	}
+}
+
+static void req_free(struct req *r)
+{
+	buf_free(&r->body);
+	free(r);
+}
+
+/* A request holding op's encoded fields. */
+static int req_new(struct cairn_client *c, const struct cairn_op *op,
+                   struct req **out)
+{
+	struct mp_writer w;
+	struct fields f = {&w, 0};
+	struct req *r = calloc(1, sizeof *r);
+
+	if (r == NULL)
+		return set_err(c, CAIRN_ENOMEM, "out of memory");
+	mp_writer_init(&w, &r->body);
+	put_fields(&f, op);
+	if (w.err != 0) {
+		req_free(r);
+		return set_err(c, CAIRN_ENOMEM, "out of memory");
+	}
+	if (r->body.len > PROTO_REQ_FRAME_MAX - FRAME_OVERHEAD) {
+		set_err(c, CAIRN_ETOOBIG, "request of %zu bytes, at most %u",
+		        r->body.len, PROTO_REQ_FRAME_MAX - FRAME_OVERHEAD);
+		req_free(r);
+		return CAIRN_ETOOBIG;
+	}
+	r->n_fields = f.n;
+	r->type = op->type;
+	r->write = proto_op_is_write((unsigned)op->type);
+	r->leader =
+	    r->write || (op->type == CAIRN_OP_RANGE && !op->serializable);
+	*out = r;
+	return 0;
+}
+
+/* The lowest sequence number still waited on (the next one if none). */
+static uint64_t current_ack(struct cairn_client *c)
+{
+	size_t i;
+	struct req *r;
+
+	if (!c->ack_dirty)
+		return c->ack;
+	c->ack = c->next_seq;
+	for (i = 0; i < c->win.count; i++) {
+		r = win_at(&c->win, i);
+		if (r != NULL && r->write) {
+			c->ack = r->seq;
+			break;
+		}
+	}
+	c->ack_dirty = false;
+	return c->ack;
+}
+
+/* Appends r's frame to the link's output. */
+static int frame_req(struct cairn_client *c, struct buf *out, struct req *r)
+{
+	size_t off = proto_frame_begin(out);
+	struct mp_writer w;
+
+	mp_writer_init(&w, out);
+	mp_put_map(&w, r->n_fields + (r->write ? 5 : 2));
+	mp_put_key(&w, "id");
+	mp_put_uint(&w, r->id);
+	mp_put_key(&w, "op");
+	mp_put_uint(&w, (uint64_t)r->type);
+	if (r->write) {
+		mp_put_key(&w, "cid");
+		mp_put_uint(&w, c->cid);
+		mp_put_key(&w, "seq");
+		mp_put_uint(&w, r->seq);
+		mp_put_key(&w, "ack");
+		mp_put_uint(&w, current_ack(c));
+	}
+	mp_put_raw(&w, r->body.data, r->body.len);
+	if (w.err != 0) {
+		out->len = off;
+		return w.err;
+	}
+	return proto_frame_end(out, off, PROTO_REQ_FRAME_MAX);
+}
+
+static int frame_hello(struct cairn_client *c, struct buf *out)
+{
+	size_t off = proto_frame_begin(out);
+	struct mp_writer w;
+
+	mp_writer_init(&w, out);
+	mp_put_map(&w, 4);
+	mp_put_key(&w, "id");
+	mp_put_uint(&w, 0);
+	mp_put_key(&w, "op");
+	mp_put_uint(&w, PROTO_OP_HELLO);
+	mp_put_key(&w, "ver");
+	mp_put_uint(&w, PROTO_VERSION);
+	mp_put_key(&w, "cid");
+	mp_put_uint(&w, c->cid);
+	if (w.err != 0) {
+		out->len = off;
+		return w.err;
+	}
+	return proto_frame_end(out, off, PROTO_REQ_FRAME_MAX);
+}
+
+/* ---- completing requests ------------------------------------------------- */
+
+static void handle_released(struct cairn_client *c);
+
+/* Takes r out of the window and fires its callback with res (handed over). */
+static void complete(struct cairn_client *c, struct req *r,
+                     struct cairn_result *res)
+{
+	win_remove(&c->win, r->id);
+	if (r->write && r->seq == c->ack)
+		c->ack_dirty = true;
+	if (c->win.count == 0)
+		uv_timer_stop(&c->deadline_timer);
+	if (res->type == 0)
+		result_set_type(res, r->type);
+	TRACE(c, "request %" PRIu64 " done: %s", r->id,
+	      cairn_strerror(res->err));
+	r->cb(c, res, r->arg);
+	req_free(r);
+}
+
+static void complete_err(struct cairn_client *c, struct req *r, int err,
+                         const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static void complete_err(struct cairn_client *c, struct req *r, int err,
+                         const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	complete(c, r, result_error(r->type, err, "%s", msg));
+}
+
+/* Fails every request in the window, oldest first, but none submitted by the
+ * callbacks meanwhile (a callback that resubmits cannot make this spin). */
+static void fail_all(struct cairn_client *c, int err, const char *msg)
+{
+	uint64_t end = c->win.base + c->win.count;
+	struct req *r;
+
+	while ((r = win_head(&c->win)) != NULL && r->id < end)
+		complete_err(c, r, err, "%s", msg);
+}
+
+/* What failed, for the timeout message: endpoints failing since t. */
+static void failures_since(const struct cairn_client *c, uint64_t t, char *out,
+                           size_t len)
+{
+	size_t used = 0;
+	unsigned i;
+	int n;
+
+	out[0] = '\0';
+	for (i = 0; i < c->n_eps && used < len; i++) {
+		if (c->eps[i].failed_at == 0 || c->eps[i].failed_at < t)
+			continue;
+		n = snprintf(out + used, len - used, "%s%s: %s",
+		             used ? "; " : "", c->eps[i].name, c->eps[i].why);
+		if (n < 0)
+			break;
+		used += (size_t)n;
+	}
+}
+
+static void expire(struct cairn_client *c, struct req *r)
+{
+	char why[1024];
+
+	failures_since(c, r->submitted, why, sizeof why);
+	if (why[0] == '\0')
+		snprintf(why, sizeof why, "waiting for %s", c->eps[c->ep].name);
+	complete_err(c, r, r->last_err ? r->last_err : CAIRN_ETIMEDOUT,
+	             "timed out after %u ms (%s)", c->opts.request_timeout_ms,
+	             why);
+}
+
+static void on_deadline(uv_timer_t *t);
+
+/* Arms the timer for the oldest request. Deadlines grow with ids (one timeout
+ * per client), so the oldest is always the first due. */
+static void arm_deadline(struct cairn_client *c)
+{
+	struct req *head = win_head(&c->win);
+	uint64_t now = uv_now(c->loop);
+
+	if (head == NULL || uv_is_active((uv_handle_t *)&c->deadline_timer))
+		return;
+	uv_timer_start(&c->deadline_timer, on_deadline,
+	               head->deadline > now ? head->deadline - now : 0, 0);
+}
+
+static void link_fail(struct cairn_client *c, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Nothing came back on the link since r went out on it. */
+static bool link_silent(const struct cairn_client *c, const struct req *r)
+{
+	return c->state == LINK_READY && c->conn != NULL &&
+	       r->gen == c->conn->gen && c->conn->rx_frames == r->rx_mark;
+}
+
+static void on_deadline(uv_timer_t *t)
+{
+	struct cairn_client *c = t->data;
+	uint64_t now = uv_now(c->loop);
+	bool silent = false;
+	struct req *r;
+
+	while ((r = win_head(&c->win)) != NULL && r->deadline <= now) {
+		silent |= link_silent(c, r);
+		expire(c, r);
+		if (c->closing)
+			return;
+	}
+	if (silent && c->state == LINK_READY)
+		link_fail(c, CAIRN_ETIMEDOUT, "no answer within %u ms",
+		          c->opts.request_timeout_ms);
+	arm_deadline(c);
+}
+
+/* ---- the link ------------------------------------------------------------ */
+
+static void on_conn_closed(uv_handle_t *h)
+{
+	struct conn *conn = h->data;
+	struct cairn_client *c = conn->c;
+
+	frame_reader_close(&conn->fr);
+	buf_free(&conn->out);
+	buf_free(&conn->wbuf);
+	free(conn);
+	handle_released(c);
+}
+
+/* Closes the current connection, if any; its requests stay in the window and
+ * count as unsent from now on (the next link has another generation). */
+static void link_drop(struct cairn_client *c)
+{
+	struct conn *conn = c->conn;
+
+	uv_timer_stop(&c->link_timer);
+	if (conn == NULL)
+		return;
+	c->conn = NULL;
+	conn->dead = true;
+	uv_close((uv_handle_t *)&conn->tcp, on_conn_closed);
+}
+
+static uint64_t next_rand(struct cairn_client *c)
+{
+	c->rand ^= c->rand << 13;
+	c->rand ^= c->rand >> 7;
+	c->rand ^= c->rand << 17;
+	return c->rand;
+}
+
+/* The next backoff, with up to 25% jitter so clients do not march in step. */
+static unsigned backoff_delay(struct cairn_client *c)
+{
+	unsigned d = c->backoff_ms;
+
+	c->backoff_ms = d * 3 / 2 > CLIENT_BACKOFF_MAX_MS
+	                    ? CLIENT_BACKOFF_MAX_MS
+	                    : d * 3 / 2;
+	return d + (unsigned)(next_rand(c) % (d / 4 + 1));
+}
+
+static void link_connect(struct cairn_client *c, unsigned ep);
+static void on_link_timer(uv_timer_t *t);
+
+/* After the link was dropped: connect to ep now (if at_once and hops are
+ * left), after a backoff, or not at all when nothing waits. */
+static void link_retry(struct cairn_client *c, bool at_once, unsigned ep)
+{
+	if (c->win.count == 0) {
+		link_move(c, LINK_IDLE);
+		return;
+	}
+	if (at_once && c->hops < c->n_eps) {
+		c->hops++;
+		link_connect(c, ep);
+		return;
+	}
+	c->hops = 0;
+	link_move(c, LINK_BACKOFF);
+	uv_timer_start(&c->link_timer, on_link_timer, backoff_delay(c), 0);
+}
+
+static void note_failure(struct cairn_client *c, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Remembers why the current endpoint failed, for the requests' final error. */
+static void note_failure(struct cairn_client *c, int code, const char *fmt, ...)
+{
+	struct endpoint *ep = &c->eps[c->ep];
+	struct req *r;
+	va_list ap;
+	size_t i;
+
+	va_start(ap, fmt);
+	vsnprintf(ep->why, sizeof ep->why, fmt, ap);
+	va_end(ap);
+	ep->failed_at = uv_now(c->loop);
+	c->ep_failed = true;
+	TRACE(c, "%s: %s", ep->name, ep->why);
+	for (i = 0; i < c->win.count && code != CAIRN_EINDETERMINATE; i++) {
+		r = win_at(&c->win, i);
+		if (r != NULL)
+			r->last_err = code;
+	}
+}
+
+/* The link (or the attempt) failed: drop it and retry after a backoff. */
+static void link_fail(struct cairn_client *c, int code, const char *fmt, ...)
+{
+	struct endpoint *ep = &c->eps[c->ep];
+	char why[sizeof ep->why];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof why, fmt, ap);
+	va_end(ap);
+	note_failure(c, code, "%s", why);
+	if (ep->member_id != 0 && ep->member_id == c->leader_id)
+		c->leader_id = 0;
+	link_drop(c);
+	link_retry(c, false, 0);
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b)
+{
+	struct conn *conn = h->data;
+	uint8_t *p;
+	size_t len;
+
+	(void)suggested;
+	if (frame_space(&conn->fr, READ_CHUNK, &p, &len) != 0) {
+		b->base = NULL; /* on_read gets UV_ENOBUFS */
+		b->len = 0;
+		return;
+	}
+	b->base = (char *)p;
+	b->len = len;
+}
+
+static void on_frame(struct conn *conn, const uint8_t *p, uint32_t len);
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
+{
+	struct conn *conn = s->data;
+	struct cairn_client *c = conn->c;
+	const uint8_t *p;
+	uint32_t len;
+	int rv = 0;
+
+	(void)b;
+	if (conn->dead)
+		return;
+	if (nread < 0) {
+		if (c->state == LINK_READY && c->win.count == 0) {
+			link_drop(c); /* an idle link closed: not a failure */
+			link_move(c, LINK_IDLE);
+		} else if (nread == UV_EOF) {
+			link_fail(c, CAIRN_ECONN,
+			          "connection closed by the member");
+		} else {
+			link_fail(c, CAIRN_ECONN, "read: %s",
+			          uv_strerror((int)nread));
+		}
+		return;
+	}
+	frame_commit(&conn->fr, (size_t)nread);
+	while (!conn->dead && (rv = frame_next(&conn->fr, &p, &len)) == 1)
+		on_frame(conn, p, len);
+	if (!conn->dead && rv != 0 && rv != 1)
+		link_fail(c, CAIRN_EPROTO, "answer frame larger than %u bytes",
+		          PROTO_RESP_FRAME_MAX);
+}
+
+static void conn_flush(struct conn *conn);
+
+static void on_write(uv_write_t *req, int status)
+{
+	struct conn *conn = req->data;
+
+	conn->writing = false;
+	if (conn->dead)
+		return;
+	buf_reset(&conn->wbuf);
+	if (status < 0) {
+		link_fail(conn->c, CAIRN_ECONN, "write: %s",
+		          uv_strerror(status));
+		return;
+	}
+	conn_flush(conn);
+}
+
+/* Writes what was built since the last write, if no write is in progress. */
+static void conn_flush(struct conn *conn)
+{
+	struct buf tmp;
+	uv_buf_t b;
+	int rv;
+
+	if (conn->writing || conn->out.len == 0)
+		return;
+	tmp = conn->wbuf;
+	conn->wbuf = conn->out;
+	conn->out = tmp;
+	buf_reset(&conn->out);
+	b.base = (char *)conn->wbuf.data;
+	b.len = conn->wbuf.len;
+	rv = uv_write(&conn->write, (uv_stream_t *)&conn->tcp, &b, 1, on_write);
+	if (rv != 0) {
+		link_fail(conn->c, CAIRN_ECONN, "write: %s", uv_strerror(rv));
+		return;
+	}
+	conn->writing = true;
+}
+
+static void on_flush(uv_prepare_t *p)
+{
+	struct cairn_client *c = p->data;
+
+	uv_prepare_stop(p);
+	if (c->conn != NULL &&
+	    (c->state == LINK_READY || c->state == LINK_HELLO))
+		conn_flush(c->conn);
+}
+
+/* Frames are written once per loop iteration, before the loop blocks. */
+static void schedule_flush(struct cairn_client *c)
+{
+	if (!uv_is_active((uv_handle_t *)&c->flush))
+		uv_prepare_start(&c->flush, on_flush);
+}
+
+static int send_req(struct cairn_client *c, struct req *r)
+{
+	int rv = frame_req(c, &c->conn->out, r);
+
+	if (rv == 0) {
+		r->gen = c->conn->gen;
+		r->rx_mark = c->conn->rx_frames;
+	}
+	return rv;
+}
+
+/* Sends every request of the window not yet sent on this link. */
+static void send_all(struct cairn_client *c)
+{
+	struct req *r;
+	size_t i;
+
+	for (i = 0; i < c->win.count; i++) {
+		r = win_at(&c->win, i);
+		if (r != NULL && r->gen != c->conn->gen &&
+		    send_req(c, r) != 0) {
+			link_fail(c, CAIRN_ENOMEM, "out of memory");
+			return;
+		}
+	}
+	schedule_flush(c);
+}
+
+static void on_connect(uv_connect_t *req, int status)
+{
+	struct conn *conn = req->data;
+	struct cairn_client *c = conn->c;
+	int rv;
+
+	if (conn->dead)
+		return;
+	if (status < 0) {
+		link_fail(c, CAIRN_ECONN, "connect: %s", uv_strerror(status));
+		return;
+	}
+	rv = uv_read_start((uv_stream_t *)&conn->tcp, on_alloc, on_read);
+	if (rv == 0 && frame_hello(c, &conn->out) != 0)
+		rv = UV_ENOMEM;
+	if (rv != 0) {
+		link_fail(c, CAIRN_ECONN, "%s", uv_strerror(rv));
+		return;
+	}
+	link_move(c, LINK_HELLO);
+	conn_flush(conn);
+}
+
+/* Opens a link to endpoint ep; its HELLO goes out once connected. */
+static void link_connect(struct cairn_client *c, unsigned ep)
+{
+	struct conn *conn = calloc(1, sizeof *conn);
+	const struct sockaddr *addr = (const struct sockaddr *)&c->eps[ep].addr;
+	int rv;
+
+	c->ep = ep;
+	link_move(c, LINK_CONNECTING);
+	if (conn == NULL) {
+		link_fail(c, CAIRN_ENOMEM, "out of memory");
+		return;
+	}
+	rv = uv_tcp_init(c->loop, &conn->tcp);
+	if (rv != 0) {
+		free(conn);
+		link_fail(c, CAIRN_ECONN, "socket: %s", uv_strerror(rv));
+		return;
+	}
+	conn->c = c;
+	conn->ep = ep;
+	conn->gen = ++c->gen;
+	conn->tcp.data = conn;
+	conn->connect.data = conn;
+	conn->write.data = conn;
+	frame_reader_init(&conn->fr, PROTO_RESP_FRAME_MAX);
+	c->handles++;
+	c->conn = conn;
+	/* The deadline timer keeps the loop alive while requests wait; an idle
+	 * link must not keep the caller's uv_run() from returning. */
+	uv_unref((uv_handle_t *)&conn->tcp);
+	uv_tcp_nodelay(&conn->tcp, 1);
+	rv = uv_tcp_connect(&conn->connect, &conn->tcp, addr, on_connect);
+	if (rv != 0) {
+		link_fail(c, CAIRN_ECONN, "connect: %s", uv_strerror(rv));
+		return;
+	}
+	uv_timer_start(&c->link_timer, on_link_timer, c->opts.dial_timeout_ms,
+	               0);
+}
+
+static void on_link_timer(uv_timer_t *t)
+{
+	struct cairn_client *c = t->data;
+
+	if (c->state == LINK_BACKOFF) {
+		if (c->win.count == 0)
+			link_move(c, LINK_IDLE);
+		else
+			link_connect(c, next_endpoint(c));
+	} else if (c->state == LINK_CONNECTING || c->state == LINK_HELLO) {
+		link_fail(c, CAIRN_ECONN,
+		          "no answer within the dial timeout (%u ms)",
+		          c->opts.dial_timeout_ms);
+	}
+}
+
+/* ---- answers ------------------------------------------------------------- */
+
+/* The member answered for real: the cluster works, forget the backoff. */
+static void answered(struct cairn_client *c)
+{
+	c->hops = 0;
+	c->backoff_ms = CLIENT_BACKOFF_MIN_MS;
+	c->ep_failed = false;
+}
+
+/* True when a request needs the leader and the leader is another endpoint we
+ * know, so the link should move before sending anything. */
+static bool leader_elsewhere(const struct cairn_client *c)
+{
+	int e = endpoint_of(c, c->leader_id);
+	struct req *r;
+	size_t i;
+
+	if (c->opts.no_redirect || e < 0 || (unsigned)e == c->ep ||
+	    c->hops >= c->n_eps)
+		return false;
+	for (i = 0; i < c->win.count; i++) {
+		r = win_at(&c->win, i);
+		if (r != NULL && r->leader)
+			return true;
+	}
+	return false;
+}
+
+static void version_mismatch(struct cairn_client *c,
+                             const struct result_env *env)
+{
+	char msg[400];
+
+	snprintf(msg, sizeof msg,
+	         "%s speaks protocol version %" PRIu64 ", this client %u%s%.*s",
+	         c->eps[c->ep].name, env->version, PROTO_VERSION,
+	         env->msg ? ": " : "", env->msg ? (int)env->msg_len : 0,
+	         env->msg ? env->msg : "");
+	note_failure(c, CAIRN_EVERSION, "%s", msg);
+	link_drop(c);
+	link_move(c, LINK_IDLE);
+	fail_all(c, CAIRN_EVERSION, msg);
+}
+
+static void on_hello(struct cairn_client *c, int rv,
+                     const struct result_env *env, const char *err)
+{
+	struct endpoint *ep = &c->eps[c->ep];
+
+	if (rv != 0) {
+		link_fail(c, CAIRN_EPROTO, "bad HELLO answer: %s", err);
+		return;
+	}
+	if (env->err == CAIRN_EVERSION ||
+	    (env->err == 0 && env->version != PROTO_VERSION)) {
+		version_mismatch(c, env);
+		return;
+	}
+	if (env->err != 0) {
+		link_fail(c, env->err, "HELLO refused: %.*s",
+		          env->msg ? (int)env->msg_len : 0,
+		          env->msg ? env->msg : "");
+		return;
+	}
+	uv_timer_stop(&c->link_timer);
+	ep->member_id = env->member;
+	if (env->leader != 0)
+		c->leader_id = env->leader;
+	link_move(c, LINK_READY);
+	TRACE(c, "%s is member %016" PRIx64 ", leader %016" PRIx64, ep->name,
+	      env->member, env->leader);
+	if (leader_elsewhere(c)) {
+		link_drop(c);
+		link_retry(c, true, (unsigned)endpoint_of(c, c->leader_id));
+		return;
+	}
+	send_all(c);
+}
+
+static int submit(struct cairn_client *c, const struct cairn_op *op,
+                  cairn_cb cb, void *arg);
+
+/* A member's client address as an endpoint, unless it is one already. */
+static void add_endpoint(struct cairn_client *c, const char *addr, size_t len,
+                         uint64_t id)
+{
+	struct endpoint ep;
+	struct endpoint *eps;
+	char err[160];
+	unsigned i;
+
+	memset(&ep, 0, sizeof ep);
+	if (parse_endpoint(addr, len, &ep, err, sizeof err) != 0)
+		return;
+	for (i = 0; i < c->n_eps; i++) {
+		if (memcmp(&c->eps[i].addr, &ep.addr, sizeof ep.addr) == 0) {
+			c->eps[i].member_id = id;
+			return;
+		}
+	}
+	if (c->n_eps == CLIENT_MAX_ENDPOINTS)
+		return;
+	eps = realloc(c->eps, (c->n_eps + 1) * sizeof *eps);
+	if (eps == NULL)
+		return;
+	ep.member_id = id;
+	eps[c->n_eps++] = ep;
+	c->eps = eps;
+	TRACE(c, "member %016" PRIx64 " serves clients on %s", id, ep.name);
+}
+
+/* The answer to the MEMBERS request of discover(): new endpoints, then on to
+ * the leader (or, still unknown, to the next endpoint). */
+static void on_discovered(cairn_client *c, struct cairn_result *res, void *arg)
+{
+	int leader;
+	size_t i;
+
+	(void)arg;
+	c->discovering = false;
+	for (i = 0; res->err == 0 && i < res->n_members; i++)
+		if (res->members[i].client_address != NULL &&
+		    endpoint_of(c, res->members[i].id) < 0)
+			add_endpoint(c, res->members[i].client_address,
+			             strlen(res->members[i].client_address),
+			             res->members[i].id);
+	cairn_result_free(res);
+	if (c->closing || c->state != LINK_READY)
+		return; /* the link moved on meanwhile */
+	leader = endpoint_of(c, c->leader_id);
+	if (leader == (int)c->ep)
+		return;
+	link_drop(c);
+	link_retry(c, true, leader >= 0 ? (unsigned)leader : next_endpoint(c));
+}
+
+/* Asks the current member for the cluster's members, to find the leader's
+ * client address. True if the request went out. */
+static bool discover(struct cairn_client *c)
+{
+	struct cairn_op op = {.type = CAIRN_OP_MEMBERS};
+	char keep[sizeof c->errmsg];
+
+	if (c->discovering || c->discovered_for == c->leader_id ||
+	    c->state != LINK_READY)
+		return c->discovering;
+	memcpy(keep, c->errmsg, sizeof keep); /* not the caller's failure */
+	if (submit(c, &op, on_discovered, NULL) != 0) {
+		memcpy(c->errmsg, keep, sizeof keep);
+		return false;
+	}
+	c->discovering = true;
+	c->discovered_for = c->leader_id;
+	return true;
+}
+
+/* ENOTLEADER: go to the leader (learning its address from "la" when it is
+ * not among the endpoints), or look for it. */
+static void redirect(struct cairn_client *c, const struct result_env *env)
+{
+	int target = endpoint_of(c, env->leader);
+
+	if (target < 0 && env->leader != 0 && env->leader_addr != NULL &&
+	    !c->opts.no_redirect) {
+		add_endpoint(c, env->leader_addr, env->leader_addr_len,
+		             env->leader);
+		target = endpoint_of(c, env->leader);
+	}
+	if (env->leader == 0 || target == (int)c->ep) {
+		link_fail(c, CAIRN_ENOTLEADER,
+		          "not the leader, and no leader known");
+		return;
+	}
+	note_failure(c, CAIRN_ENOTLEADER,
+	             "not the leader (the leader is member %016" PRIx64 "%s)",
+	             env->leader,
+	             target < 0 ? ", not among the endpoints" : "");
+	c->leader_id = env->leader;
+	if (target < 0 && discover(c))
+		return; /* the request is resent once the link moves */
+	link_drop(c);
+	link_retry(c, true, next_endpoint(c));
+}
+
+static bool retryable(const struct cairn_client *c, int err)
+{
+	switch (err) {
+	case CAIRN_ENOTLEADER:
+		return !c->opts.no_redirect;
+	case CAIRN_ENOLEADER:
+	case CAIRN_ESHUTDOWN:
+	case CAIRN_EINDETERMINATE:
+		return true;
+	default:
+		return false;
+	}
+}
+
+static void retry(struct cairn_client *c, struct req *r,
+                  const struct result_env *env)
+{
+	if (env->err == CAIRN_ENOTLEADER) {
+		redirect(c, env);
+		return;
+	}
+	if (env->err == CAIRN_EINDETERMINATE)
+		r->last_err =
+		    CAIRN_EINDETERMINATE; /* resent with the same seq */
+	if (env->err == CAIRN_ENOLEADER)
+		c->leader_id = 0;
+	link_fail(c, env->err, "%.*s", env->msg ? (int)env->msg_len : 0,
+	          env->msg ? env->msg : cairn_strerror(env->err));
+}
+
+static void on_answer(struct cairn_client *c, const struct result_env *env,
+                      struct cairn_result *res)
+{
+	struct req *r = env->has_id ? win_get(&c->win, env->id) : NULL;
+
+	if (r == NULL) { /* timed out meanwhile, or not ours */
+		cairn_result_free(res);
+		return;
+	}
+	if (retryable(c, env->err)) {
+		cairn_result_free(res);
+		retry(c, r, env);
+		return;
+	}
+	answered(c);
+	complete(c, r, res);
+}
+
+static void on_bad_answer(struct cairn_client *c, int rv,
+                          const struct result_env *env, const char *err)
+{
+	struct req *r = env->has_id ? win_get(&c->win, env->id) : NULL;
+	const char *why = rv == CAIRN_ENOMEM ? "out of memory" : err;
+
+	if (r != NULL)
+		complete_err(c, r, rv, "malformed answer from %s: %s",
+		             c->eps[c->ep].name, why);
+	else
+		link_fail(c, CAIRN_EPROTO, "malformed answer: %s", why);
+}
+
+static void on_frame(struct conn *conn, const uint8_t *p, uint32_t len)
+{
+	struct cairn_client *c = conn->c;
+	struct result_env env;
+	struct cairn_result *res;
+	char err[256] = "";
+	int rv = result_decode(p, len, &env, &res, err, sizeof err);
+
+	conn->rx_frames++;
+	if (c->state == LINK_HELLO) {
+		on_hello(c, rv, &env, err);
+		cairn_result_free(res);
+	} else if (rv != 0) {
+		on_bad_answer(c, rv, &env, err);
+	} else {
+		on_answer(c, &env, res);
+	}
+}
+
+/* ---- the client ---------------------------------------------------------- */
+
+static void client_free(struct cairn_client *c)
+{
+	free(c->win.slot);
+	free(c->eps);
+	free(c);
+}
+
+/* An async client goes away with its last handle. */
+static void handle_released(struct cairn_client *c)
+{
+	assert(c->handles > 0);
+	c->handles--;
+	if (c->handles == 0 && c->closing && !c->sync)
+		client_free(c);
+}
+
+static void on_handle_closed(uv_handle_t *h)
+{
+	handle_released(h->data);
+}
+
+/* Closes the first n of the client's own handles (all three when open). */
+static void close_handles(struct cairn_client *c, unsigned n)
+{
+	uv_handle_t *h[3] = {(uv_handle_t *)&c->link_timer,
+	                     (uv_handle_t *)&c->deadline_timer,
+	                     (uv_handle_t *)&c->flush};
+	unsigned i;
+
+	for (i = 0; i < n && i < 3; i++)
+		uv_close(h[i], on_handle_closed);
+}
+
+static int init_handles(struct cairn_client *c)
+{
+	int rv;
+
+	rv = uv_timer_init(c->loop, &c->link_timer);
+	if (rv != 0)
+		return rv;
+	c->handles++;
+	rv = uv_timer_init(c->loop, &c->deadline_timer);
+	if (rv != 0)
+		return rv;
+	c->handles++;
+	rv = uv_prepare_init(c->loop, &c->flush);
+	if (rv != 0)
+		return rv;
+	c->handles++;
+	c->link_timer.data = c;
+	c->deadline_timer.data = c;
+	c->flush.data = c;
+	uv_unref((uv_handle_t *)&c->link_timer);
+	uv_unref((uv_handle_t *)&c->flush);
+	return 0;
+}
+
+static int new_client_id(struct cairn_client *c)
+{
+	if (sodium_init() < 0)
+		return CAIRN_EINTERNAL;
+	do
+		randombytes_buf(&c->cid, sizeof c->cid);
+	while (c->cid == 0);
+	c->rand = c->cid;
+	return 0;
+}
+
+static void set_options(struct cairn_client *c, const struct cairn_options *o)
+{
+	const char *trace = getenv("CAIRN_TRACE");
+
+	if (o != NULL)
+		c->opts = *o;
+	if (c->opts.dial_timeout_ms == 0)
+		c->opts.dial_timeout_ms = CLIENT_DIAL_TIMEOUT_MS;
+	if (c->opts.request_timeout_ms == 0)
+		c->opts.request_timeout_ms = CLIENT_REQUEST_TIMEOUT_MS;
+	c->trace = trace != NULL && *trace != '\0';
+	c->state = LINK_IDLE;
+	c->next_seq = 1;
+	c->ack = 1;
+	c->win.base = 1; /* id 0 is the HELLO's */
+	c->backoff_ms = CLIENT_BACKOFF_MIN_MS;
+}
+
+/* Handles that could not all be set up: close those that were. */
+static void abandon(struct cairn_client *c)
+{
+	c->closing = true;
+	close_handles(c, c->handles);
+	if (c->sync) {
+		uv_run(c->loop, UV_RUN_DEFAULT);
+		uv_loop_close(c->loop);
+		client_free(c);
+	} else if (c->handles == 0) {
+		client_free(c);
+	}
+}
+
+static int client_new(struct cairn_client **out, uv_loop_t *loop,
+                      const char *endpoints, const struct cairn_options *opts,
+                      char *errbuf, size_t errlen)
+{
+	char err[256] = "out of memory";
+	struct cairn_client *c = calloc(1, sizeof *c);
+	int rv = CAIRN_ENOMEM;
+
+	if (c == NULL)
+		goto err;
+	rv = parse_endpoints(c, endpoints, err, sizeof err);
+	if (rv != 0)
+		goto err_after_alloc;
+	set_options(c, opts);
+	rv = new_client_id(c);
+	if (rv != 0) {
+		snprintf(err, sizeof err, "libsodium failed to initialize");
+		goto err_after_alloc;
+	}
+	c->sync = loop == NULL;
+	c->loop = c->sync ? &c->own_loop : loop;
+	if (c->sync && (rv = uv_loop_init(c->loop)) != 0) {
+		snprintf(err, sizeof err, "uv_loop_init: %s", uv_strerror(rv));
+		rv = CAIRN_EINTERNAL;
+		goto err_after_alloc;
+	}
+	rv = init_handles(c);
+	if (rv != 0) {
+		snprintf(err, sizeof err, "libuv: %s", uv_strerror(rv));
+		rv = CAIRN_EINTERNAL;
+		goto err_after_loop;
+	}
+	*out = c;
+	return 0;
+
+err_after_loop:
+	abandon(c); /* frees c */
+	goto err;
+err_after_alloc:
+	client_free(c);
+err:
+	if (errbuf != NULL && errlen > 0)
+		snprintf(errbuf, errlen, "%s", err);
+	return rv;
+}
+
+int cairn_open(cairn_client **out, const char *endpoints,
+               const struct cairn_options *opts, char *errbuf,
+               size_t errbuf_len)
+{
+	if (out == NULL)
+		return CAIRN_EINVAL;
+	*out = NULL;
+	return client_new(out, NULL, endpoints, opts, errbuf, errbuf_len);
+}
+
+int cairn_open_async(cairn_client **out, struct uv_loop_s *loop,
+                     const char *endpoints, const struct cairn_options *opts,
+                     char *errbuf, size_t errbuf_len)
+{
+	if (out == NULL)
+		return CAIRN_EINVAL;
+	*out = NULL;
+	if (loop == NULL) {
+		if (errbuf != NULL && errbuf_len > 0)
+			snprintf(errbuf, errbuf_len, "no loop given");
+		return CAIRN_EINVAL;
+	}
+	return client_new(out, loop, endpoints, opts, errbuf, errbuf_len);
+}
+
+void cairn_close(cairn_client *c)
+{
+	if (c == NULL || c->closing)
+		return;
+	c->closing = true;
+	link_drop(c);
+	link_move(c, LINK_CLOSED);
+	fail_all(c, CAIRN_ECANCELED, "canceled: the client was closed");
+	close_handles(c, 3);
+	if (!c->sync)
+		return; /* freed by the last close callback */
+	uv_run(c->loop, UV_RUN_DEFAULT);
+	uv_loop_close(c->loop);
+	client_free(c);
+}
+
+const char *cairn_errmsg(const cairn_client *c)
+{
+	if (c == NULL)
+		return "no client";
+	return c->errmsg[0] != '\0' ? c->errmsg : "no error";
+}
+
+static unsigned first_endpoint(const struct cairn_client *c)
+{
+	int leader = endpoint_of(c, c->leader_id);
+
+	if (c->opts.no_redirect)
+		return 0;
+	if (c->ep_failed)
+		return next_endpoint(c);
+	return leader >= 0 ? (unsigned)leader : c->ep;
+}
+
+/* Gets a new request going according to the link's state. */
+static void kick(struct cairn_client *c, struct req *r)
+{
+	switch (c->state) {
+	case LINK_IDLE:
+		link_connect(c, first_endpoint(c));
+		break;
+	case LINK_READY:
+		if (send_req(c, r) != 0)
+			link_fail(c, CAIRN_ENOMEM, "out of memory");
+		else
+			schedule_flush(c);
+		break;
+	default:
+		break; /* sent when the link is ready */
+	}
+}
+
+static int submit(struct cairn_client *c, const struct cairn_op *op,
+                  cairn_cb cb, void *arg)
+{
+	struct req *r = NULL;
+	int rv;
+
+	if (c->closing)
+		return set_err(c, CAIRN_ECANCELED, "the client is closing");
+	rv = check_op(c, op);
+	if (rv == 0)
+		rv = req_new(c, op, &r);
+	if (rv != 0)
+		return rv;
+	if (win_push(&c->win, r) != 0) {
+		req_free(r);
+		return set_err(c, CAIRN_ENOMEM, "out of memory");
+	}
+	r->cb = cb;
+	r->arg = arg;
+	if (r->write)
+		r->seq = c->next_seq++;
+	uv_update_time(c->loop);
+	r->submitted = uv_now(c->loop);
+	r->deadline = r->submitted + c->opts.request_timeout_ms;
+	arm_deadline(c);
+	kick(c, r);
+	return 0;
+}
+
+int cairn_submit(cairn_client *c, const struct cairn_op *op, cairn_cb cb,
+                 void *arg)
+{
+	if (c == NULL)
+		return CAIRN_EINVAL;
+	if (c->sync)
+		return set_err(
+		    c, CAIRN_EINVAL,
+		    "cairn_submit needs a client from cairn_open_async");
+	if (cb == NULL)
+		return set_err(c, CAIRN_EINVAL,
+		               "cairn_submit: no callback given");
+	return submit(c, op, cb, arg);
+}
+
+struct sync_call {
+	bool done;
+	struct cairn_result *res;
+};
+
+static void on_sync_done(cairn_client *c, struct cairn_result *res, void *arg)
+{
+	struct sync_call *call = arg;
+
+	(void)c;
+	call->done = true;
+	call->res = res;
+}
+
+int cairn_do(cairn_client *c, const struct cairn_op *op,
+             struct cairn_result **out)
+{
+	struct sync_call call = {false, NULL};
+	int rv;
+
+	if (out != NULL)
+		*out = NULL;
+	if (c == NULL)
+		return CAIRN_EINVAL;
+	if (!c->sync)
+		return set_err(c, CAIRN_EINVAL,
+		               "cairn_do needs a client from cairn_open");
+	if (out == NULL)
+		return set_err(c, CAIRN_EINVAL,
+		               "cairn_do: no place for the result");
+	rv = submit(c, op, on_sync_done, &call);
+	if (rv != 0)
+		return rv;
+	while (!call.done)
+		if (uv_run(c->loop, UV_RUN_ONCE) == 0 && !call.done)
+			fail_all(c, CAIRN_EINTERNAL,
+			         "internal error: request stalled");
+	rv = call.res->err;
+	if (rv != 0) {
+		set_err(c, rv, "%s", call.res->errmsg);
+		cairn_result_free(call.res);
+		return rv;
+	}
+	*out = call.res;
+	return 0;
+}
+
+int cairn_put(cairn_client *c, const void *key, size_t key_len,
+              const void *value, size_t value_len, struct cairn_result **out)
+{
+	struct cairn_op op = {.type = CAIRN_OP_PUT,
+	                      .key = key,
+	                      .key_len = key_len,
+	                      .value = value,
+	                      .value_len = value_len};
+
+	return cairn_do(c, &op, out);
+}
+
+int cairn_get(cairn_client *c, const void *key, size_t key_len,
+              struct cairn_result **out)
+{
+	struct cairn_op op = {
+	    .type = CAIRN_OP_RANGE, .key = key, .key_len = key_len};
+
+	return cairn_do(c, &op, out);
+}
+
+int cairn_delete(cairn_client *c, const void *key, size_t key_len,
+                 struct cairn_result **out)
+{
+	struct cairn_op op = {
+	    .type = CAIRN_OP_DELETE, .key = key, .key_len = key_len};
+
+	return cairn_do(c, &op, out);
+}
+
+size_t cairn_prefix_end(const void *key, size_t key_len, uint8_t *end)
+{
+	const uint8_t *k = key;
+	size_t n = key_len;
+
+	while (n > 0 && k[n - 1] == 0xff)
+		n--;
+	if (n == 0) {
+		end[0] = 0;
+		return 1;
+	}
+	memmove(end, k, n);
+	end[n - 1]++;
+	return n;
+}
