@@ -94,7 +94,11 @@ static const unsigned link_next[LINK_NSTATES] = {
 
 static void link_move(struct cairn_client *c, enum link_state to)
 {
-	assert(link_next[c->state] & (1u << to));
+	if (!(link_next[c->state] & (1u << to))) {
+		fprintf(stderr, "libcairn: illegal connection move %s -> %s\n",
+		        link_names[c->state], link_names[to]);
+		abort();
+	}
 	TRACE(c, "link %s -> %s (endpoint %s)", link_names[c->state],
 	      link_names[to], c->eps[c->ep].name);
 	c->state = to;
