@@ -27,10 +27,15 @@ stop_all() {
 }
 trap stop_all EXIT
 
+# Ports below the kernel's ephemeral range, which outgoing connections use.
+read -r EPHEMERAL_LOW _ </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || EPHEMERAL_LOW=32768
+PORT_LOW=10000
+PORT_HIGH=$((EPHEMERAL_LOW > 12000 ? EPHEMERAL_LOW : 32768))
+
 free_port() {
 	local p
 	while :; do
-		p=$((20000 + RANDOM % 40000))
+		p=$((PORT_LOW + RANDOM % (PORT_HIGH - PORT_LOW)))
 		(exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }
 	done
 }

@@ -20,7 +20,9 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "cairn.h"
 #include "log.h"
@@ -509,11 +511,45 @@ static void configure_raft(struct node *n)
 	raft_uv_set_segment_size(&n->io, 16u << 20);
 }
 
+/* libraft reports a peer port it cannot bind as a bare I/O error; try the
+ * bind first so the user hears what is wrong. */
+static int check_peer_port(const char *addr, char *err, size_t len)
+{
+	struct sockaddr_in sa;
+	char host[CONFIG_ADDR_LEN];
+	char *colon;
+	int one = 1;
+	int fd;
+	int rv = 0;
+
+	snprintf(host, sizeof host, "%s", addr);
+	colon = strrchr(host, ':');
+	if (colon == NULL)
+		return 0;
+	*colon = '\0';
+	if (uv_ip4_addr(host, atoi(colon + 1), &sa) != 0)
+		return 0;
+	fd = socket(AF_INET, SOCK_STREAM, 0);
+	if (fd < 0)
+		return 0;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+	if (bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
+		snprintf(err, len, "cannot listen for peers on %s: %s", addr,
+		         strerror(errno));
+		rv = CAIRN_EIO;
+	}
+	close(fd);
+	return rv;
+}
+
 static int start_raft(struct node *n, char *err, size_t len)
 {
 	const struct config *cfg = n->cfg;
 	int rv;
 
+	rv = check_peer_port(cfg->listen_peer, err, len);
+	if (rv != 0)
+		return rv;
 	rv = raft_uv_tcp_init(&n->transport, n->loop);
 	if (rv != 0) {
 		snprintf(err, len, "peer transport: %s", raft_strerror(rv));
@@ -539,10 +575,14 @@ static int start_raft(struct node *n, char *err, size_t len)
 		return rv; /* raft is initialized: node_stop() releases it */
 	rv = raft_start(&n->raft);
 	if (rv != 0) {
-		snprintf(err, len,
-		         "raft start: %s (if the data directory's file system refuses "
-		         "O_DIRECT, use ext4, xfs, btrfs or tmpfs)",
-		         raft_errmsg(&n->raft));
+		const char *why = raft_errmsg(&n->raft);
+		snprintf(err, len, "raft start: %s%s%s", raft_strerror(rv),
+		         why[0] != '\0' ? ": " : "", why);
+		if (rv == RAFT_IOERR)
+			snprintf(err + strlen(err), len - strlen(err),
+			         " (if the file system of %s refuses O_DIRECT, use "
+			         "ext4, xfs, btrfs or tmpfs)",
+			         cfg->data_dir);
 		return CAIRN_EIO;
 	}
 	return 0;

@@ -46,6 +46,9 @@ ok "the config file's log level applies" grep -q debug "$TESTDIR/m1.log"
 printf 'id = 1\nbogus = 3\n' >"$TESTDIR/bad.conf"
 is "a config file with an unknown name exits 2" 2 "$(exit_code "$STORE" --config "$TESTDIR/bad.conf")"
 ok "its error names the line" sh -c "'$STORE' --config '$TESTDIR/bad.conf' 2>&1 | grep -q 'bad.conf:2'"
+ok "a second member on the same peer port" sh -c "! '$STORE' --id 2 --data-dir '$TESTDIR/other' \
+	--listen-client 127.0.0.1:$(free_port) --listen-peer 127.0.0.1:${PPORT[1]} >'$TESTDIR/other.log' 2>&1"
+ok "says the peer port is in use" grep -q "cannot listen for peers on 127.0.0.1:${PPORT[1]}: Address already in use" "$TESTDIR/other.log"
 member_kill 1 TERM
 ok "SIGTERM stops a member cleanly" grep -q stopped "$TESTDIR/m1.log"
 done_testing

@@ -90,11 +90,20 @@ done_testing() {
 	exit $?
 }
 
+# Listening ports come from below the kernel's ephemeral range, so that no
+# outgoing connection (a peer link, a client) can hold a port a member is about
+# to bind; taken ports are never handed out twice in one test.
+read -r EPHEMERAL_LOW _ </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || EPHEMERAL_LOW=32768
+PORT_LOW=10000
+PORT_HIGH=$((EPHEMERAL_LOW > 12000 ? EPHEMERAL_LOW : 32768))
+TAKEN_PORTS=" "
+
 # A port nobody listens on now (checked by trying to connect to it).
 free_port() {
 	local p
 	while :; do
-		p=$((20000 + RANDOM % 40000))
+		p=$((PORT_LOW + RANDOM % (PORT_HIGH - PORT_LOW)))
+		case $TAKEN_PORTS in *" $p "*) continue ;; esac
 		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
 			echo "$p"
 			return
@@ -110,7 +119,9 @@ cluster_init() {
 	ENDPOINTS=""
 	for i in $(seq 1 "$N_MEMBERS"); do
 		CPORT[$i]=$(free_port)
+		TAKEN_PORTS="$TAKEN_PORTS${CPORT[$i]} "
 		PPORT[$i]=$(free_port)
+		TAKEN_PORTS="$TAKEN_PORTS${PPORT[$i]} "
 		INITIAL="${INITIAL:+$INITIAL,}$i=127.0.0.1:${PPORT[$i]}"
 		ENDPOINTS="${ENDPOINTS:+$ENDPOINTS,}127.0.0.1:${CPORT[$i]}"
 	done
