@@ -59,7 +59,12 @@ start() {
 }
 
 step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
-run() { printf '$ %s\n' "$*"; "$@"; }
+run() {
+	printf '$'
+	printf ' %q' "$@"
+	printf '\n'
+	"$@"
+}
 
 leader() {
 	"$CTL" -o json endpoint status 2>/dev/null |
@@ -88,8 +93,15 @@ run "$CTL" put /demo/greeting "hello, cairn"
 for i in 1 2 3; do "$CTL" put "/demo/item/$i" "value $i" >/dev/null; done
 run "$CTL" get /demo/ --prefix
 step "a transaction: compare-and-swap on the greeting"
-printf 'value("/demo/greeting") = "hello, cairn"\n\nput /demo/greeting "hello again"\n\nget /demo/greeting\n' |
-	tee /dev/stderr | "$CTL" txn
+TXN='value("/demo/greeting") = "hello, cairn"
+
+put /demo/greeting "hello again"
+get /demo/greeting
+
+get /demo/greeting
+'
+printf '$ %s txn <<EOF\n%sEOF\n' "$CTL" "$TXN"
+printf '%s' "$TXN" | "$CTL" txn
 
 step "killing the leader (member $L) with SIGKILL"
 OLD=$L
