@@ -1,6 +1,8 @@
 /* mp: bounds-checked MessagePack reader and buf-backed writer (see mp.h). */
 #include "mp.h"
 
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "cairn.h"
@@ -416,4 +418,62 @@ void mp_close(struct mp_writer *w, size_t at, uint32_t n)
 	p[1] = (uint8_t)(n >> 16);
 	p[2] = (uint8_t)(n >> 8);
 	p[3] = (uint8_t)n;
+}
+
+void mp_dec_init(struct mp_dec *d, const void *data, size_t len,
+                 const char *what, char *errbuf, size_t errlen)
+{
+	mp_reader_init(&d->r, data, len);
+	d->what = what;
+	d->errbuf = errbuf;
+	d->errlen = errlen;
+	d->err = 0;
+}
+
+bool mp_dec_fail(struct mp_dec *d, int code, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (d->err != 0)
+		return false; /* the first message is the precise one */
+	d->err = code;
+	if (d->errbuf != NULL && d->errlen > 0) {
+		va_start(ap, fmt);
+		vsnprintf(d->errbuf, d->errlen, fmt, ap);
+		va_end(ap);
+	}
+	return false;
+}
+
+bool mp_dec_uint(struct mp_dec *d, const char *field, uint64_t *v)
+{
+	return mp_read_uint(&d->r, v) ||
+	       mp_dec_fail(d, CAIRN_EPROTO,
+	                   "%s '%s': expected an unsigned integer", d->what, field);
+}
+
+bool mp_dec_int(struct mp_dec *d, const char *field, int64_t *v)
+{
+	return mp_read_int(&d->r, v) ||
+	       mp_dec_fail(d, CAIRN_EPROTO, "%s '%s': expected an integer",
+	                   d->what, field);
+}
+
+bool mp_dec_bool(struct mp_dec *d, const char *field, bool *v)
+{
+	return mp_read_bool(&d->r, v) ||
+	       mp_dec_fail(d, CAIRN_EPROTO, "%s '%s': expected a boolean",
+	                   d->what, field);
+}
+
+bool mp_dec_bytes(struct mp_dec *d, const char *field, const uint8_t **p,
+                  uint32_t *len, uint32_t max)
+{
+	if (!mp_read_bytes(&d->r, p, len))
+		return mp_dec_fail(d, CAIRN_EPROTO, "%s '%s': expected bytes",
+		                   d->what, field);
+	if (*len > max)
+		return mp_dec_fail(d, CAIRN_EINVAL, "%s '%s': %u bytes, at most %u",
+		                   d->what, field, *len, max);
+	return true;
 }

@@ -77,6 +77,31 @@ static inline bool mp_key_is(const char *k, uint32_t len, const char *lit, size_
 }
 #define MP_KEY_IS(k, len, lit) mp_key_is((k), (len), (lit), sizeof(lit) - 1)
 
+/*
+ * Decoding with messages: a reader plus the first failure's code and a
+ * message naming the field ("<what> '<field>': expected ..."). Every step
+ * returns false once something failed, so decoders chain calls and check once.
+ */
+struct mp_dec {
+	struct mp_reader r;
+	const char *what; /* "field", "answer field"... */
+	char *errbuf;
+	size_t errlen;
+	int err;
+};
+
+void mp_dec_init(struct mp_dec *d, const void *data, size_t len,
+                 const char *what, char *errbuf, size_t errlen);
+/* Records the failure (the first one wins) and returns false. */
+bool mp_dec_fail(struct mp_dec *d, int code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+bool mp_dec_uint(struct mp_dec *d, const char *field, uint64_t *v);
+bool mp_dec_int(struct mp_dec *d, const char *field, int64_t *v);
+bool mp_dec_bool(struct mp_dec *d, const char *field, bool *v);
+/* Bytes pointing into the input, at most max long (CAIRN_EINVAL beyond). */
+bool mp_dec_bytes(struct mp_dec *d, const char *field, const uint8_t **p,
+                  uint32_t *len, uint32_t max);
+
 /* Writer: a msgpack packer appending to a buf. Allocation failures are sticky
  * in w->err (CAIRN_ENOMEM). */
 struct mp_writer {

@@ -8,7 +8,6 @@
  */
 #include "proto.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,67 +36,7 @@ bool proto_op_is_write(unsigned op)
 	return op < PROTO_OP_MAX && op_writes[op];
 }
 
-struct decoder {
-	struct mp_reader r;
-	char *errbuf;
-	size_t errlen;
-	int err;
-};
-
-static bool failf(struct decoder *d, int code, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static bool failf(struct decoder *d, int code, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (d->err != 0)
-		return false; /* keep the first, most precise message */
-	d->err = code;
-	if (d->errbuf != NULL && d->errlen > 0) {
-		va_start(ap, fmt);
-		vsnprintf(d->errbuf, d->errlen, fmt, ap);
-		va_end(ap);
-	}
-	return false;
-}
-
-static bool read_bytes(struct decoder *d, const char *field, const uint8_t **p,
-                       uint32_t *len, uint32_t max)
-{
-	if (!mp_read_bytes(&d->r, p, len))
-		return failf(d, CAIRN_EPROTO, "field '%s': expected bytes", field);
-	if (*len > max)
-		return failf(d, CAIRN_EINVAL, "field '%s': %u bytes, at most %u",
-		             field, *len, max);
-	return true;
-}
-
-static bool read_int(struct decoder *d, const char *field, int64_t *v)
-{
-	if (!mp_read_int(&d->r, v))
-		return failf(d, CAIRN_EPROTO, "field '%s': expected an integer",
-		             field);
-	return true;
-}
-
-static bool read_uint(struct decoder *d, const char *field, uint64_t *v)
-{
-	if (!mp_read_uint(&d->r, v))
-		return failf(d, CAIRN_EPROTO,
-		             "field '%s': expected an unsigned integer", field);
-	return true;
-}
-
-static bool read_bool(struct decoder *d, const char *field, bool *v)
-{
-	if (!mp_read_bool(&d->r, v))
-		return failf(d, CAIRN_EPROTO, "field '%s': expected a boolean",
-		             field);
-	return true;
-}
-
-static bool read_compare(struct decoder *d, struct proto_compare *c)
+static bool read_compare(struct mp_dec *d, struct proto_compare *c)
 {
 	const char *k;
 	uint32_t klen;
@@ -105,62 +44,62 @@ static bool read_compare(struct decoder *d, struct proto_compare *c)
 	uint64_t u;
 
 	if (!mp_read_map(&d->r, &n))
-		return failf(d, CAIRN_EPROTO, "compare: expected a map");
+		return mp_dec_fail(d, CAIRN_EPROTO, "compare: expected a map");
 	while (n-- > 0) {
 		if (!mp_read_str(&d->r, &k, &klen))
-			return failf(d, CAIRN_EPROTO, "compare: bad key");
+			return mp_dec_fail(d, CAIRN_EPROTO, "compare: bad key");
 		if (MP_KEY_IS(k, klen, "k")) {
-			if (!read_bytes(d, "cmp.k", &c->key, &c->key_len,
+			if (!mp_dec_bytes(d, "cmp.k", &c->key, &c->key_len,
 			                PROTO_MAX_KEY))
 				return false;
 		} else if (MP_KEY_IS(k, klen, "t")) {
-			if (!read_uint(d, "cmp.t", &u))
+			if (!mp_dec_uint(d, "cmp.t", &u))
 				return false;
 			if (u > CAIRN_CMP_MOD)
-				return failf(d, CAIRN_EINVAL,
+				return mp_dec_fail(d, CAIRN_EINVAL,
 				             "compare: unknown target %llu",
 				             (unsigned long long)u);
 			c->target = (uint8_t)u;
 		} else if (MP_KEY_IS(k, klen, "r")) {
-			if (!read_uint(d, "cmp.r", &u))
+			if (!mp_dec_uint(d, "cmp.r", &u))
 				return false;
 			if (u > CAIRN_CMP_GREATER)
-				return failf(d, CAIRN_EINVAL,
+				return mp_dec_fail(d, CAIRN_EINVAL,
 				             "compare: unknown result %llu",
 				             (unsigned long long)u);
 			c->result = (uint8_t)u;
 		} else if (MP_KEY_IS(k, klen, "v")) {
-			if (!read_bytes(d, "cmp.v", &c->value, &c->value_len,
+			if (!mp_dec_bytes(d, "cmp.v", &c->value, &c->value_len,
 			                PROTO_REQ_FRAME_MAX))
 				return false;
 		} else if (MP_KEY_IS(k, klen, "n")) {
-			if (!read_int(d, "cmp.n", &c->number))
+			if (!mp_dec_int(d, "cmp.n", &c->number))
 				return false;
 		} else if (!mp_skip(&d->r)) {
-			return failf(d, CAIRN_EPROTO, "compare: malformed value");
+			return mp_dec_fail(d, CAIRN_EPROTO, "compare: malformed value");
 		}
 	}
 	return true;
 }
 
-static bool read_compares(struct decoder *d, struct proto_req *req)
+static bool read_compares(struct mp_dec *d, struct proto_req *req)
 {
 	uint32_t n;
 	uint32_t i;
 
 	if (!mp_read_array(&d->r, &n))
-		return failf(d, CAIRN_EPROTO, "field 'cmp': expected an array");
+		return mp_dec_fail(d, CAIRN_EPROTO, "field 'cmp': expected an array");
 	if (n > PROTO_MAX_TXN_OPS)
-		return failf(d, CAIRN_ETOOMANYOPS,
+		return mp_dec_fail(d, CAIRN_ETOOMANYOPS,
 		             "transaction has %u compares, at most %u", n,
 		             PROTO_MAX_TXN_OPS);
 	if (req->cmp != NULL)
-		return failf(d, CAIRN_EPROTO, "field 'cmp' given twice");
+		return mp_dec_fail(d, CAIRN_EPROTO, "field 'cmp' given twice");
 	if (n == 0)
 		return true;
 	req->cmp = calloc(n, sizeof *req->cmp);
 	if (req->cmp == NULL)
-		return failf(d, CAIRN_ENOMEM, "out of memory");
+		return mp_dec_fail(d, CAIRN_ENOMEM, "out of memory");
 	req->n_cmp = n;
 	for (i = 0; i < n; i++)
 		if (!read_compare(d, &req->cmp[i]))
@@ -168,9 +107,9 @@ static bool read_compares(struct decoder *d, struct proto_req *req)
 	return true;
 }
 
-static bool read_op(struct decoder *d, struct proto_req *req, unsigned depth);
+static bool read_op(struct mp_dec *d, struct proto_req *req, unsigned depth);
 
-static bool read_branch(struct decoder *d, const char *field,
+static bool read_branch(struct mp_dec *d, const char *field,
                         struct proto_req **ops, uint32_t *n_ops,
                         unsigned depth)
 {
@@ -178,99 +117,99 @@ static bool read_branch(struct decoder *d, const char *field,
 	uint32_t i;
 
 	if (depth > 0)
-		return failf(d, CAIRN_EINVAL, "nested transactions are not supported");
+		return mp_dec_fail(d, CAIRN_EINVAL, "nested transactions are not supported");
 	if (!mp_read_array(&d->r, &n))
-		return failf(d, CAIRN_EPROTO, "field '%s': expected an array", field);
+		return mp_dec_fail(d, CAIRN_EPROTO, "field '%s': expected an array", field);
 	if (n > PROTO_MAX_TXN_OPS)
-		return failf(d, CAIRN_ETOOMANYOPS,
+		return mp_dec_fail(d, CAIRN_ETOOMANYOPS,
 		             "transaction branch has %u operations, at most %u", n,
 		             PROTO_MAX_TXN_OPS);
 	if (*ops != NULL)
-		return failf(d, CAIRN_EPROTO, "field '%s' given twice", field);
+		return mp_dec_fail(d, CAIRN_EPROTO, "field '%s' given twice", field);
 	if (n == 0)
 		return true;
 	*ops = calloc(n, sizeof **ops);
 	if (*ops == NULL)
-		return failf(d, CAIRN_ENOMEM, "out of memory");
+		return mp_dec_fail(d, CAIRN_ENOMEM, "out of memory");
 	*n_ops = n;
 	for (i = 0; i < n; i++) {
 		if (!read_op(d, &(*ops)[i], depth + 1))
 			return false;
 		if ((*ops)[i].op != PROTO_OP_RANGE && (*ops)[i].op != PROTO_OP_PUT &&
 		    (*ops)[i].op != PROTO_OP_DELETE)
-			return failf(d, CAIRN_EINVAL,
+			return mp_dec_fail(d, CAIRN_EINVAL,
 			             "a transaction may only hold range, put and delete");
 	}
 	return true;
 }
 
 /* One key of a request map; returns false with d->err set on failure. */
-static bool read_field(struct decoder *d, struct proto_req *req, const char *k,
+static bool read_field(struct mp_dec *d, struct proto_req *req, const char *k,
                        uint32_t klen, unsigned depth)
 {
 	uint64_t u;
 
 	if (MP_KEY_IS(k, klen, "id"))
-		return read_uint(d, "id", &req->id);
+		return mp_dec_uint(d, "id", &req->id);
 	if (MP_KEY_IS(k, klen, "op")) {
-		if (!read_uint(d, "op", &u))
+		if (!mp_dec_uint(d, "op", &u))
 			return false;
 		if (u >= PROTO_OP_MAX)
-			return failf(d, CAIRN_EINVAL, "unknown operation %llu",
+			return mp_dec_fail(d, CAIRN_EINVAL, "unknown operation %llu",
 			             (unsigned long long)u);
 		req->op = (unsigned)u;
 		return true;
 	}
 	if (MP_KEY_IS(k, klen, "k"))
-		return read_bytes(d, "k", &req->key, &req->key_len, PROTO_MAX_KEY);
+		return mp_dec_bytes(d, "k", &req->key, &req->key_len, PROTO_MAX_KEY);
 	if (MP_KEY_IS(k, klen, "e"))
-		return read_bytes(d, "e", &req->end, &req->end_len, PROTO_MAX_KEY);
+		return mp_dec_bytes(d, "e", &req->end, &req->end_len, PROTO_MAX_KEY);
 	if (MP_KEY_IS(k, klen, "v"))
-		return read_bytes(d, "v", &req->value, &req->value_len,
+		return mp_dec_bytes(d, "v", &req->value, &req->value_len,
 		                  PROTO_REQ_FRAME_MAX);
 	if (MP_KEY_IS(k, klen, "l"))
-		return read_int(d, "l", &req->lease);
+		return mp_dec_int(d, "l", &req->lease);
 	if (MP_KEY_IS(k, klen, "rev"))
-		return read_int(d, "rev", &req->revision);
+		return mp_dec_int(d, "rev", &req->revision);
 	if (MP_KEY_IS(k, klen, "lim"))
-		return read_int(d, "lim", &req->limit);
+		return mp_dec_int(d, "lim", &req->limit);
 	if (MP_KEY_IS(k, klen, "pkv"))
-		return read_bool(d, "pkv", &req->prev_kv);
+		return mp_dec_bool(d, "pkv", &req->prev_kv);
 	if (MP_KEY_IS(k, klen, "ser"))
-		return read_bool(d, "ser", &req->serializable);
+		return mp_dec_bool(d, "ser", &req->serializable);
 	if (MP_KEY_IS(k, klen, "ko"))
-		return read_bool(d, "ko", &req->keys_only);
+		return mp_dec_bool(d, "ko", &req->keys_only);
 	if (MP_KEY_IS(k, klen, "co"))
-		return read_bool(d, "co", &req->count_only);
+		return mp_dec_bool(d, "co", &req->count_only);
 	if (MP_KEY_IS(k, klen, "cid"))
-		return read_uint(d, "cid", &req->client_id);
+		return mp_dec_uint(d, "cid", &req->client_id);
 	if (MP_KEY_IS(k, klen, "seq"))
-		return read_uint(d, "seq", &req->seq);
+		return mp_dec_uint(d, "seq", &req->seq);
 	if (MP_KEY_IS(k, klen, "ack"))
-		return read_uint(d, "ack", &req->ack);
+		return mp_dec_uint(d, "ack", &req->ack);
 	if (MP_KEY_IS(k, klen, "ver"))
-		return read_uint(d, "ver", &req->version);
+		return mp_dec_uint(d, "ver", &req->version);
 	if (MP_KEY_IS(k, klen, "mid"))
-		return read_uint(d, "mid", &req->member);
+		return mp_dec_uint(d, "mid", &req->member);
 	if (MP_KEY_IS(k, klen, "cli"))
-		return read_bytes(d, "cli", &req->addr, &req->addr_len,
+		return mp_dec_bytes(d, "cli", &req->addr, &req->addr_len,
 		                  PROTO_MAX_ATTR - 1);
 	if (MP_KEY_IS(k, klen, "name"))
-		return read_bytes(d, "name", &req->name, &req->name_len,
+		return mp_dec_bytes(d, "name", &req->name, &req->name_len,
 		                  PROTO_MAX_ATTR - 1);
 	if (MP_KEY_IS(k, klen, "cmp"))
-		return depth > 0 ? failf(d, CAIRN_EINVAL, "nested compares")
+		return depth > 0 ? mp_dec_fail(d, CAIRN_EINVAL, "nested compares")
 		                 : read_compares(d, req);
 	if (MP_KEY_IS(k, klen, "s"))
 		return read_branch(d, "s", &req->succ, &req->n_succ, depth);
 	if (MP_KEY_IS(k, klen, "f"))
 		return read_branch(d, "f", &req->fail, &req->n_fail, depth);
 	if (!mp_skip(&d->r))
-		return failf(d, CAIRN_EPROTO, "malformed value of an unknown field");
+		return mp_dec_fail(d, CAIRN_EPROTO, "malformed value of an unknown field");
 	return true;
 }
 
-static bool read_op(struct decoder *d, struct proto_req *req, unsigned depth)
+static bool read_op(struct mp_dec *d, struct proto_req *req, unsigned depth)
 {
 	const char *k;
 	uint32_t klen;
@@ -278,18 +217,18 @@ static bool read_op(struct decoder *d, struct proto_req *req, unsigned depth)
 	bool have_op = false;
 
 	if (!mp_read_map(&d->r, &n))
-		return failf(d, CAIRN_EPROTO, "expected a map");
+		return mp_dec_fail(d, CAIRN_EPROTO, "expected a map");
 	while (n-- > 0) {
 		if (!mp_read_str(&d->r, &k, &klen))
-			return failf(d, CAIRN_EPROTO, "map key is not a string");
+			return mp_dec_fail(d, CAIRN_EPROTO, "map key is not a string");
 		have_op |= MP_KEY_IS(k, klen, "op");
 		if (!read_field(d, req, k, klen, depth))
 			return false;
 	}
 	if (!have_op)
-		return failf(d, CAIRN_EPROTO, "request has no 'op'");
+		return mp_dec_fail(d, CAIRN_EPROTO, "request has no 'op'");
 	if (req->limit < 0 || req->revision < 0 || req->lease < 0)
-		return failf(d, CAIRN_EINVAL,
+		return mp_dec_fail(d, CAIRN_EINVAL,
 		             "limit, revision and lease must not be negative");
 	return true;
 }
@@ -317,24 +256,21 @@ void proto_req_free(struct proto_req *req)
 int proto_decode_req(const uint8_t *p, size_t len, struct proto_req *req,
                      char *errbuf, size_t errlen)
 {
-	struct decoder d;
+	struct mp_dec d;
 	struct mp_reader probe;
 
 	memset(req, 0, sizeof *req);
-	mp_reader_init(&d.r, p, len);
-	d.errbuf = errbuf;
-	d.errlen = errlen;
-	d.err = 0;
+	mp_dec_init(&d, p, len, "field", errbuf, errlen);
 	/* Walk the whole request once first, so nesting is limited from the
 	 * request map down, exactly as when the entry holding it is applied. */
 	probe = d.r;
 	if (!mp_skip(&probe)) {
 		/* Decode anyway, for the id and the most precise message. */
 		read_op(&d, req, 0);
-		failf(&d, CAIRN_EPROTO, "request nested more than %d levels deep",
+		mp_dec_fail(&d, CAIRN_EPROTO, "request nested more than %d levels deep",
 		      MP_MAX_DEPTH);
 	} else if (read_op(&d, req, 0) && mp_left(&d.r) != 0)
-		failf(&d, CAIRN_EPROTO, "%zu trailing bytes after the request",
+		mp_dec_fail(&d, CAIRN_EPROTO, "%zu trailing bytes after the request",
 		      mp_left(&d.r));
 	if (d.err != 0) {
 		uint64_t id = req->id;

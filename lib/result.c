@@ -158,59 +158,13 @@ static char *arena_dup(struct box *b, const void *p, size_t len)
 /* ---- decoding ------------------------------------------------------------ */
 
 struct dec {
-	struct mp_reader r;
+	struct mp_dec m;
 	struct box *box;
-	char *errbuf;
-	size_t errlen;
-	int err;
 };
-
-static bool fail(struct dec *d, int code, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static bool fail(struct dec *d, int code, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (d->err != 0)
-		return false; /* the first message is the precise one */
-	d->err = code;
-	if (d->errbuf != NULL && d->errlen > 0) {
-		va_start(ap, fmt);
-		vsnprintf(d->errbuf, d->errlen, fmt, ap);
-		va_end(ap);
-	}
-	return false;
-}
 
 static bool nomem(struct dec *d)
 {
-	return fail(d, CAIRN_ENOMEM, "out of memory decoding an answer");
-}
-
-static bool get_uint(struct dec *d, const char *field, uint64_t *v)
-{
-	if (!mp_read_uint(&d->r, v))
-		return fail(d, CAIRN_EPROTO,
-		            "answer field '%s': expected an unsigned integer",
-		            field);
-	return true;
-}
-
-static bool get_int(struct dec *d, const char *field, int64_t *v)
-{
-	if (!mp_read_int(&d->r, v))
-		return fail(d, CAIRN_EPROTO,
-		            "answer field '%s': expected an integer", field);
-	return true;
-}
-
-static bool get_bool(struct dec *d, const char *field, bool *v)
-{
-	if (!mp_read_bool(&d->r, v))
-		return fail(d, CAIRN_EPROTO,
-		            "answer field '%s': expected a boolean", field);
-	return true;
+	return mp_dec_fail(&d->m, CAIRN_ENOMEM, "out of memory decoding an answer");
 }
 
 /* Bytes copied into the arena (NUL-terminated). */
@@ -221,8 +175,8 @@ static bool get_bytes(struct dec *d, const char *field, const uint8_t **out,
 	uint32_t len;
 	char *q;
 
-	if (!mp_read_bytes(&d->r, &p, &len))
-		return fail(d, CAIRN_EPROTO,
+	if (!mp_read_bytes(&d->m.r, &p, &len))
+		return mp_dec_fail(&d->m, CAIRN_EPROTO,
 		            "answer field '%s': expected bytes", field);
 	q = arena_dup(d->box, p, len);
 	if (q == NULL)
@@ -248,26 +202,26 @@ static bool get_kv(struct dec *d, struct cairn_kv *kv)
 {
 	uint32_t n;
 
-	if (!mp_read_array(&d->r, &n) || n < 6)
-		return fail(d, CAIRN_EPROTO,
+	if (!mp_read_array(&d->m.r, &n) || n < 6)
+		return mp_dec_fail(&d->m, CAIRN_EPROTO,
 		            "answer kv: expected an array of at least 6");
 	if (!get_bytes(d, "kv.key", &kv->key, &kv->key_len))
 		return false;
-	if (mp_peek(&d->r) == MP_NIL) {
-		mp_read_nil(&d->r);
+	if (mp_peek(&d->m.r) == MP_NIL) {
+		mp_read_nil(&d->m.r);
 		kv->value = NULL;
 		kv->value_len = 0;
 	} else if (!get_bytes(d, "kv.value", &kv->value, &kv->value_len)) {
 		return false;
 	}
-	if (!get_int(d, "kv.create_rev", &kv->create_revision) ||
-	    !get_int(d, "kv.mod_rev", &kv->mod_revision) ||
-	    !get_int(d, "kv.version", &kv->version) ||
-	    !get_int(d, "kv.lease", &kv->lease))
+	if (!mp_dec_int(&d->m, "kv.create_rev", &kv->create_revision) ||
+	    !mp_dec_int(&d->m, "kv.mod_rev", &kv->mod_revision) ||
+	    !mp_dec_int(&d->m, "kv.version", &kv->version) ||
+	    !mp_dec_int(&d->m, "kv.lease", &kv->lease))
 		return false;
 	for (n -= 6; n > 0; n--)
-		if (!mp_skip(&d->r))
-			return fail(d, CAIRN_EPROTO, "answer kv: malformed");
+		if (!mp_skip(&d->m.r))
+			return mp_dec_fail(&d->m, CAIRN_EPROTO, "answer kv: malformed");
 	return true;
 }
 
@@ -277,11 +231,11 @@ static bool get_kvs(struct dec *d, const char *field, struct cairn_kv **kvs,
 	uint32_t n;
 	uint32_t i;
 
-	if (!mp_read_array(&d->r, &n))
-		return fail(d, CAIRN_EPROTO,
+	if (!mp_read_array(&d->m.r, &n))
+		return mp_dec_fail(&d->m, CAIRN_EPROTO,
 		            "answer field '%s': expected an array", field);
-	if ((size_t)n * KV_MIN_BYTES > mp_left(&d->r))
-		return fail(d, CAIRN_EPROTO,
+	if ((size_t)n * KV_MIN_BYTES > mp_left(&d->m.r))
+		return mp_dec_fail(&d->m, CAIRN_EPROTO,
 		            "answer field '%s': %u kvs cannot fit in the frame",
 		            field, n);
 	*kvs = arena_array(d->box, n, sizeof **kvs);
@@ -298,8 +252,8 @@ static bool get_kvs(struct dec *d, const char *field, struct cairn_kv **kvs,
 static bool get_key(struct dec *d, const char *where, const char **k,
                     uint32_t *klen)
 {
-	if (!mp_read_str(&d->r, k, klen))
-		return fail(d, CAIRN_EPROTO,
+	if (!mp_read_str(&d->m.r, k, klen))
+		return mp_dec_fail(&d->m, CAIRN_EPROTO,
 		            "answer %s: map key is not a string", where);
 	return true;
 }
@@ -307,8 +261,8 @@ static bool get_key(struct dec *d, const char *where, const char **k,
 /* Skips a field this version does not know; false if it is malformed. */
 static bool skip_field(struct dec *d, const char *where)
 {
-	if (!mp_skip(&d->r))
-		return fail(d, CAIRN_EPROTO, "answer %s: malformed value",
+	if (!mp_skip(&d->m.r))
+		return mp_dec_fail(&d->m, CAIRN_EPROTO, "answer %s: malformed value",
 		            where);
 	return true;
 }
@@ -320,18 +274,18 @@ static bool get_header(struct dec *d, struct cairn_header *h)
 	uint32_t n;
 	bool ok = true;
 
-	if (!mp_read_map(&d->r, &n))
-		return fail(d, CAIRN_EPROTO,
+	if (!mp_read_map(&d->m.r, &n))
+		return mp_dec_fail(&d->m, CAIRN_EPROTO,
 		            "answer field 'h': expected a map");
 	while (ok && n-- > 0) {
 		if (!get_key(d, "header", &k, &klen))
 			return false;
 		if (MP_KEY_IS(k, klen, "m"))
-			ok = get_uint(d, "h.m", &h->member_id);
+			ok = mp_dec_uint(&d->m, "h.m", &h->member_id);
 		else if (MP_KEY_IS(k, klen, "r"))
-			ok = get_int(d, "h.r", &h->revision);
+			ok = mp_dec_int(&d->m, "h.r", &h->revision);
 		else if (MP_KEY_IS(k, klen, "t"))
-			ok = get_uint(d, "h.t", &h->raft_term);
+			ok = mp_dec_uint(&d->m, "h.t", &h->raft_term);
 		else
 			ok = skip_field(d, "header");
 	}
@@ -342,23 +296,23 @@ static bool status_field(struct dec *d, struct cairn_status *st, const char *k,
                          uint32_t klen)
 {
 	if (MP_KEY_IS(k, klen, "id"))
-		return get_uint(d, "st.id", &st->member_id);
+		return mp_dec_uint(&d->m, "st.id", &st->member_id);
 	if (MP_KEY_IS(k, klen, "ldr"))
-		return get_uint(d, "st.ldr", &st->leader_id);
+		return mp_dec_uint(&d->m, "st.ldr", &st->leader_id);
 	if (MP_KEY_IS(k, klen, "term"))
-		return get_uint(d, "st.term", &st->raft_term);
+		return mp_dec_uint(&d->m, "st.term", &st->raft_term);
 	if (MP_KEY_IS(k, klen, "idx"))
-		return get_uint(d, "st.idx", &st->raft_index);
+		return mp_dec_uint(&d->m, "st.idx", &st->raft_index);
 	if (MP_KEY_IS(k, klen, "app"))
-		return get_uint(d, "st.app", &st->raft_applied);
+		return mp_dec_uint(&d->m, "st.app", &st->raft_applied);
 	if (MP_KEY_IS(k, klen, "rev"))
-		return get_int(d, "st.rev", &st->revision);
+		return mp_dec_int(&d->m, "st.rev", &st->revision);
 	if (MP_KEY_IS(k, klen, "crev"))
-		return get_int(d, "st.crev", &st->compact_revision);
+		return mp_dec_int(&d->m, "st.crev", &st->compact_revision);
 	if (MP_KEY_IS(k, klen, "keys"))
-		return get_uint(d, "st.keys", &st->keys);
+		return mp_dec_uint(&d->m, "st.keys", &st->keys);
 	if (MP_KEY_IS(k, klen, "size"))
-		return get_uint(d, "st.size", &st->db_size);
+		return mp_dec_uint(&d->m, "st.size", &st->db_size);
 	if (MP_KEY_IS(k, klen, "name"))
 		return get_str(d, "st.name", &st->name);
 	if (MP_KEY_IS(k, klen, "ver"))
@@ -372,14 +326,14 @@ static bool get_status(struct dec *d, struct cairn_status *st)
 	uint32_t klen;
 	uint32_t n;
 
-	if (!mp_read_map(&d->r, &n))
-		return fail(d, CAIRN_EPROTO,
+	if (!mp_read_map(&d->m.r, &n))
+		return mp_dec_fail(&d->m, CAIRN_EPROTO,
 		            "answer field 'st': expected a map");
 	while (n-- > 0) {
 		if (!get_key(d, "status", &k, &klen))
 			return false;
-		if (mp_peek(&d->r) == MP_NIL)
-			mp_read_nil(&d->r);
+		if (mp_peek(&d->m.r) == MP_NIL)
+			mp_read_nil(&d->m.r);
 		else if (!status_field(d, st, k, klen))
 			return false;
 	}
@@ -390,7 +344,7 @@ static bool member_field(struct dec *d, struct cairn_member *m, const char *k,
                          uint32_t klen)
 {
 	if (MP_KEY_IS(k, klen, "id"))
-		return get_uint(d, "ms.id", &m->id);
+		return mp_dec_uint(&d->m, "ms.id", &m->id);
 	if (MP_KEY_IS(k, klen, "peer"))
 		return get_str(d, "ms.peer", &m->peer_address);
 	if (MP_KEY_IS(k, klen, "cli"))
@@ -398,9 +352,9 @@ static bool member_field(struct dec *d, struct cairn_member *m, const char *k,
 	if (MP_KEY_IS(k, klen, "name"))
 		return get_str(d, "ms.name", &m->name);
 	if (MP_KEY_IS(k, klen, "voter"))
-		return get_bool(d, "ms.voter", &m->voter);
+		return mp_dec_bool(&d->m, "ms.voter", &m->voter);
 	if (MP_KEY_IS(k, klen, "ldr"))
-		return get_bool(d, "ms.ldr", &m->leader);
+		return mp_dec_bool(&d->m, "ms.ldr", &m->leader);
 	return skip_field(d, "member");
 }
 
@@ -410,13 +364,13 @@ static bool get_member(struct dec *d, struct cairn_member *m)
 	uint32_t klen;
 	uint32_t n;
 
-	if (!mp_read_map(&d->r, &n))
-		return fail(d, CAIRN_EPROTO, "answer member: expected a map");
+	if (!mp_read_map(&d->m.r, &n))
+		return mp_dec_fail(&d->m, CAIRN_EPROTO, "answer member: expected a map");
 	while (n-- > 0) {
 		if (!get_key(d, "member", &k, &klen))
 			return false;
-		if (mp_peek(&d->r) == MP_NIL)
-			mp_read_nil(&d->r);
+		if (mp_peek(&d->m.r) == MP_NIL)
+			mp_read_nil(&d->m.r);
 		else if (!member_field(d, m, k, klen))
 			return false;
 	}
@@ -430,8 +384,8 @@ static bool get_members(struct dec *d, struct cairn_result *res)
 	uint32_t n;
 	uint32_t i;
 
-	if (!mp_read_array(&d->r, &n))
-		return fail(d, CAIRN_EPROTO,
+	if (!mp_read_array(&d->m.r, &n))
+		return mp_dec_fail(&d->m, CAIRN_EPROTO,
 		            "answer field 'ms': expected an array");
 	res->members = arena_array(d->box, n, sizeof *res->members);
 	if (n > 0 && res->members == NULL)
@@ -454,10 +408,10 @@ static bool get_responses(struct dec *d, struct cairn_result *res,
 	uint32_t i;
 
 	if (depth > 0)
-		return fail(d, CAIRN_EPROTO,
+		return mp_dec_fail(&d->m, CAIRN_EPROTO,
 		            "answer: nested transaction answer");
-	if (!mp_read_array(&d->r, &n))
-		return fail(d, CAIRN_EPROTO,
+	if (!mp_read_array(&d->m.r, &n))
+		return mp_dec_fail(&d->m, CAIRN_EPROTO,
 		            "answer field 'rs': expected an array");
 	res->responses = arena_array(d->box, n, sizeof *res->responses);
 	if (n > 0 && res->responses == NULL)
@@ -479,27 +433,27 @@ static int env_field(struct dec *d, struct result_env *env, const char *k,
 	bool ok;
 
 	if (MP_KEY_IS(k, klen, "id")) {
-		ok = get_uint(d, "id", &env->id);
+		ok = mp_dec_uint(&d->m, "id", &env->id);
 		env->has_id = ok;
 	} else if (MP_KEY_IS(k, klen, "err")) {
-		ok = get_uint(d, "err", &u);
+		ok = mp_dec_uint(&d->m, "err", &u);
 		env->err = u > CAIRN_ERROR_MAX ? CAIRN_ERROR_MAX : (int)u;
 	} else if (MP_KEY_IS(k, klen, "msg")) {
-		ok = mp_read_bytes(&d->r, &p, &env->msg_len) ||
-		     fail(d, CAIRN_EPROTO,
+		ok = mp_read_bytes(&d->m.r, &p, &env->msg_len) ||
+		     mp_dec_fail(&d->m, CAIRN_EPROTO,
 		          "answer field 'msg': expected a string");
 		env->msg = ok ? (const char *)p : NULL;
 	} else if (MP_KEY_IS(k, klen, "la")) {
-		ok = mp_read_bytes(&d->r, &p, &env->leader_addr_len) ||
-		     fail(d, CAIRN_EPROTO,
+		ok = mp_read_bytes(&d->m.r, &p, &env->leader_addr_len) ||
+		     mp_dec_fail(&d->m, CAIRN_EPROTO,
 		          "answer field 'la': expected a string");
 		env->leader_addr = ok ? (const char *)p : NULL;
 	} else if (MP_KEY_IS(k, klen, "ldr")) {
-		ok = get_uint(d, "ldr", &env->leader);
+		ok = mp_dec_uint(&d->m, "ldr", &env->leader);
 	} else if (MP_KEY_IS(k, klen, "mid")) {
-		ok = get_uint(d, "mid", &env->member);
+		ok = mp_dec_uint(&d->m, "mid", &env->member);
 	} else if (MP_KEY_IS(k, klen, "ver")) {
-		ok = get_uint(d, "ver", &env->version);
+		ok = mp_dec_uint(&d->m, "ver", &env->version);
 	} else {
 		return 0;
 	}
@@ -512,7 +466,7 @@ static bool body_field(struct dec *d, struct cairn_result *res, const char *k,
 	uint64_t u;
 
 	if (MP_KEY_IS(k, klen, "op")) {
-		if (!get_uint(d, "op", &u))
+		if (!mp_dec_uint(&d->m, "op", &u))
 			return false;
 		res->type = u < PROTO_OP_MAX ? (int)u : 0;
 		return true;
@@ -522,17 +476,17 @@ static bool body_field(struct dec *d, struct cairn_result *res, const char *k,
 	if (MP_KEY_IS(k, klen, "kvs"))
 		return get_kvs(d, "kvs", &res->kvs, &res->n_kvs);
 	if (MP_KEY_IS(k, klen, "more"))
-		return get_bool(d, "more", &res->more);
+		return mp_dec_bool(&d->m, "more", &res->more);
 	if (MP_KEY_IS(k, klen, "cnt"))
-		return get_int(d, "cnt", &res->count);
+		return mp_dec_int(&d->m, "cnt", &res->count);
 	if (MP_KEY_IS(k, klen, "pkvs"))
 		return get_kvs(d, "pkvs", &res->prev_kvs, &res->n_prev_kvs);
 	if (MP_KEY_IS(k, klen, "del"))
-		return get_int(d, "del", &res->deleted);
+		return mp_dec_int(&d->m, "del", &res->deleted);
 	if (MP_KEY_IS(k, klen, "ok"))
-		return get_bool(d, "ok", &res->succeeded);
+		return mp_dec_bool(&d->m, "ok", &res->succeeded);
 	if (MP_KEY_IS(k, klen, "dup"))
-		return get_bool(d, "dup", &res->duplicate);
+		return mp_dec_bool(&d->m, "dup", &res->duplicate);
 	if (MP_KEY_IS(k, klen, "rs"))
 		return get_responses(d, res, depth);
 	if (MP_KEY_IS(k, klen, "st"))
@@ -550,13 +504,13 @@ static bool get_body(struct dec *d, struct cairn_result *res,
 	uint32_t n;
 	int rv;
 
-	if (!mp_read_map(&d->r, &n))
-		return fail(d, CAIRN_EPROTO, "answer: expected a map");
+	if (!mp_read_map(&d->m.r, &n))
+		return mp_dec_fail(&d->m, CAIRN_EPROTO, "answer: expected a map");
 	while (n-- > 0) {
 		if (!get_key(d, "map", &k, &klen))
 			return false;
-		if (mp_peek(&d->r) == MP_NIL) { /* nil reads as absent */
-			mp_read_nil(&d->r);
+		if (mp_peek(&d->m.r) == MP_NIL) { /* nil reads as absent */
+			mp_read_nil(&d->m.r);
 			continue;
 		}
 		rv = env != NULL ? env_field(d, env, k, klen) : 0;
@@ -595,22 +549,19 @@ int result_decode(const uint8_t *payload, size_t len, struct result_env *env,
 
 	memset(env, 0, sizeof *env);
 	*out = NULL;
-	mp_reader_init(&d.r, payload, len);
-	d.errbuf = errbuf;
-	d.errlen = errlen;
-	d.err = 0;
+	mp_dec_init(&d.m, payload, len, "answer field", errbuf, errlen);
 	d.box = box_new();
 	if (d.box == NULL)
 		return CAIRN_ENOMEM;
-	if (get_body(&d, &d.box->res, env, 0) && mp_left(&d.r) != 0)
-		fail(&d, CAIRN_EPROTO, "answer: %zu trailing bytes",
-		     mp_left(&d.r));
+	if (get_body(&d, &d.box->res, env, 0) && mp_left(&d.m.r) != 0)
+		mp_dec_fail(&d.m, CAIRN_EPROTO, "answer: %zu trailing bytes",
+		            mp_left(&d.m.r));
 	env->op = (unsigned)d.box->res.type;
-	if (d.err == 0)
-		d.err = finish(&d, &d.box->res, env);
-	if (d.err != 0) {
+	if (d.m.err == 0)
+		d.m.err = finish(&d, &d.box->res, env);
+	if (d.m.err != 0) {
 		box_free(d.box);
-		return d.err;
+		return d.m.err;
 	}
 	*out = &d.box->res;
 	return 0;

@@ -12,6 +12,7 @@
 #define CAIRN_TEST_H
 
 #include <inttypes.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,6 +53,30 @@ struct test_case {
 			return 1;                                            \
 		}                                                            \
 	} while (0)
+
+/* A deterministic xorshift generator, so failures replay from their seed. */
+static uint64_t rng_state = 0x9e3779b97f4a7c15ULL;
+
+static inline void rng_seed(uint64_t s)
+{
+	rng_state = s ? s : 0x9e3779b97f4a7c15ULL;
+}
+
+static inline uint64_t rng(void)
+{
+	uint64_t x = rng_state;
+
+	x ^= x << 13;
+	x ^= x >> 7;
+	x ^= x << 17;
+	rng_state = x;
+	return x;
+}
+
+static inline size_t rng_below(size_t n)
+{
+	return n ? (size_t)(rng() % n) : 0;
+}
 
 static inline int test_run(const struct test_case *tc, size_t n)
 {

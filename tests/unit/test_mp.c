@@ -24,96 +24,10 @@
 
 /* ---- allocation counting and failure injection --------------------------- */
 
-#if defined(__SANITIZE_ADDRESS__)
-#define NO_FAULTS 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(memory_sanitizer)
-#define NO_FAULTS 1
-#endif
-#endif
-
-#ifndef NO_FAULTS
-extern void *__libc_malloc(size_t n);
-extern void *__libc_calloc(size_t n, size_t size);
-extern void *__libc_realloc(void *p, size_t n);
-extern void __libc_free(void *p);
-
-static long fault_countdown = -1; /* the allocation that fails is number 0 */
-static long fault_live;           /* blocks allocated minus blocks freed */
-
-static bool fault_now(void)
-{
-	if (fault_countdown < 0)
-		return false;
-	return fault_countdown-- == 0;
-}
-
-void *malloc(size_t n)
-{
-	void *p = fault_now() ? NULL : __libc_malloc(n);
-
-	fault_live += p != NULL;
-	return p;
-}
-
-void *calloc(size_t n, size_t size)
-{
-	void *p = fault_now() ? NULL : __libc_calloc(n, size);
-
-	fault_live += p != NULL;
-	return p;
-}
-
-void *realloc(void *old, size_t n)
-{
-	void *p = fault_now() ? NULL : __libc_realloc(old, n);
-
-	fault_live += old == NULL && p != NULL;
-	return p;
-}
-
-void free(void *p)
-{
-	fault_live -= p != NULL;
-	__libc_free(p);
-}
-
-static long live_blocks(void)
-{
-	return fault_live;
-}
-#else
-static long live_blocks(void)
-{
-	return 0; /* LeakSanitizer checks at exit instead */
-}
-#endif
+#include "fault.h"
 
 /* ---- helpers ------------------------------------------------------------- */
 
-/* A deterministic xorshift generator, so failures replay. */
-static uint64_t rng_state;
-
-static void rng_seed(uint64_t s)
-{
-	rng_state = s ? s : 0x9e3779b97f4a7c15ULL;
-}
-
-static uint64_t rng(void)
-{
-	uint64_t x = rng_state;
-
-	x ^= x << 13;
-	x ^= x >> 7;
-	x ^= x << 17;
-	rng_state = x;
-	return x;
-}
-
-static size_t rng_below(size_t n)
-{
-	return n ? (size_t)(rng() % n) : 0;
-}
 
 /* A heap copy of exactly n bytes: reading one byte past it trips ASan. */
 static uint8_t *exact(const void *p, size_t n)

@@ -22,62 +22,7 @@
 
 /* ---- allocation failure injection ------------------------------------- */
 
-#if defined(__SANITIZE_ADDRESS__)
-#define NO_FAULTS 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(memory_sanitizer)
-#define NO_FAULTS 1
-#endif
-#endif
-
-#ifndef NO_FAULTS
-/* Replaces the allocator (glibc supports this) to fail the Nth call and to
- * count live blocks, so a failed call can be checked for leaks. */
-extern void *__libc_malloc(size_t n);
-extern void *__libc_calloc(size_t n, size_t size);
-extern void *__libc_realloc(void *p, size_t n);
-extern void __libc_free(void *p);
-
-static long fault_countdown = -1; /* the allocation that fails is number 0 */
-static long fault_live;           /* blocks allocated minus blocks freed */
-
-static bool fault_now(void)
-{
-	if (fault_countdown < 0)
-		return false;
-	return fault_countdown-- == 0;
-}
-
-void *malloc(size_t n)
-{
-	void *p = fault_now() ? NULL : __libc_malloc(n);
-
-	fault_live += p != NULL;
-	return p;
-}
-
-void *calloc(size_t n, size_t size)
-{
-	void *p = fault_now() ? NULL : __libc_calloc(n, size);
-
-	fault_live += p != NULL;
-	return p;
-}
-
-void *realloc(void *old, size_t n)
-{
-	void *p = fault_now() ? NULL : __libc_realloc(old, n);
-
-	fault_live += old == NULL && p != NULL;
-	return p;
-}
-
-void free(void *p)
-{
-	fault_live -= p != NULL;
-	__libc_free(p);
-}
-#endif
+#include "fault.h"
 
 /* ---- helpers ------------------------------------------------------------ */
 
