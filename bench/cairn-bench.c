@@ -90,6 +90,7 @@ struct bench {
 	uint64_t issued;
 	uint64_t done;
 	uint64_t errors;
+	uint64_t kvs; /* pairs returned by ranges, to show reads did read */
 	int first_error;
 	char first_errmsg[256];
 	bool put;
@@ -137,6 +138,7 @@ static void done_cb(cairn_client *c, struct cairn_result *res, void *arg)
 			         res->errmsg ? res->errmsg : cairn_strerror(res->err));
 		}
 	}
+	b->kvs += res->n_kvs;
 	cairn_result_free(res);
 	b->done++;
 	if (b->done == b->total)
@@ -206,6 +208,8 @@ static void report(const struct bench *b)
 	printf("  Average:\t%.4f secs.\n", avg / 1e9);
 	printf("  Stddev:\t%.4f secs.\n", sqrt(var > 0 ? var : 0) / 1e9);
 	printf("  Requests/sec:\t%.2f\n", (double)b->done / secs);
+	if (!b->put)
+		printf("  Pairs read:\t%" PRIu64 "\n", b->kvs);
 	printf("\nLatency distribution:\n");
 	for (i = 0; i < sizeof ps / sizeof ps[0]; i++)
 		printf("  %g%% in %.4f secs.\n", ps[i],
