@@ -52,5 +52,7 @@ ok "linearizable read through a follower's endpoint" \
 ok "member list shows three members" \
 	sh -c "ctl_out=\$('$CTL' --endpoints $CAIRN_ENDPOINTS member list) && [ \$(echo \"\$ctl_out\" | grep -c .) -ge 3 ]"
 ok "endpoint status answers for every member" ctl endpoint status
+cluster_stop_checked >"$TESTDIR/stop.out"
+is "members stop cleanly on SIGTERM, nothing leaked" "" "$(cat "$TESTDIR/stop.out")"
 
 done_testing

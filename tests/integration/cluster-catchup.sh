@@ -19,4 +19,6 @@ is "it holds every key" 300 "$count"
 ok "writes go on after it is back" ctl put after-catchup yes
 ok "it sees them" wait_until 10 \
 	sh -c "'$CTL' --endpoints $(member_endpoint "$follower") get after-catchup --consistency s --print-value-only | grep -qx yes"
+cluster_stop_checked >"$TESTDIR/stop.out"
+is "members stop cleanly on SIGTERM, nothing leaked" "" "$(cat "$TESTDIR/stop.out")"
 done_testing

@@ -23,4 +23,6 @@ for i in 1 2 3; do
 	ok "member $i holds all 40 keys" wait_until 10 \
 		sh -c "[ \"\$('$CTL' --endpoints $(member_endpoint "$i") -o json get '' --from-key --count-only --consistency s | sed -n 's/.*\"count\":[[:space:]]*\([0-9]*\).*/\1/p')\" = 40 ]"
 done
+cluster_stop_checked >"$TESTDIR/stop.out"
+is "members stop cleanly on SIGTERM, nothing leaked" "" "$(cat "$TESTDIR/stop.out")"
 done_testing

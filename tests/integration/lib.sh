@@ -151,6 +151,26 @@ member_kill() { # member_kill I [SIGNAL]
 
 member_endpoint() { echo "127.0.0.1:${CPORT[$1]}"; }
 
+# cluster_stop_checked: stops every live member with SIGTERM and prints nothing
+# (call it directly, not through ok: members are children of this shell) when
+# each exits with status 0 (under the sanitizers a leak makes it non-zero) and
+# no log holds a sanitizer report.
+cluster_stop_checked() {
+	local i rc bad=""
+	for i in $(seq 1 "$N_MEMBERS"); do
+		[ -n "${PIDS[$i]:-}" ] || continue
+		kill -TERM "${PIDS[$i]}" 2>/dev/null
+		wait "${PIDS[$i]}"
+		rc=$?
+		PIDS[$i]=""
+		[ "$rc" -eq 0 ] || bad="$bad member $i exited with status $rc;"
+		if grep -q -E 'Sanitizer|runtime error' "$TESTDIR/m$i.log"; then
+			bad="$bad member $i's log has a sanitizer report;"
+		fi
+	done
+	[ -z "$bad" ] || { echo "$bad"; return 1; }
+}
+
 cluster_start() { # cluster_start N [extra flags]
 	local n=$1 i
 	shift

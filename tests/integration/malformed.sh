@@ -15,4 +15,6 @@ pid=${PIDS[$LEADER]}
 ok "the member process is alive" kill -0 "$pid"
 rss=$(awk '/VmRSS/ {print $2}' "/proc/$pid/status")
 ok "the member's RSS stays small after hostile lengths ($rss kB)" test "$rss" -lt 200000
+cluster_stop_checked >"$TESTDIR/stop.out"
+is "members stop cleanly on SIGTERM, nothing leaked" "" "$(cat "$TESTDIR/stop.out")"
 done_testing
