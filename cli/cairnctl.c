@@ -6,7 +6,8 @@
  * ends the flags). Each command builds one cairn_op, runs it with the sync
  * client library, and prints the answer as simple text, JSON or a table.
  * "member list" and "endpoint status" ask every endpoint for its STATUS at
- * once, with one async client per endpoint on a private loop.
+ * once, with one async client per endpoint on a private loop; "watch" runs
+ * one async client and the signal handlers on a loop of its own.
  *
  * Exit status: 0 ok; 1 when the store or the connection failed ("Error:
  * <command>: <message>" on stderr); 2 on a usage error, with a hint to --help.
@@ -14,6 +15,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <signal.h>
 #include <sodium.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -32,7 +34,7 @@
 #define EXIT_FAIL 1
 #define EXIT_USAGE 2
 #define MAX_ARGS 8
-#define MAX_CMD_FLAGS 8
+#define MAX_CMD_FLAGS 12
 
 enum output { OUT_SIMPLE, OUT_JSON, OUT_TABLE };
 
@@ -929,6 +931,317 @@ static int cmd_txn(struct ctx *x)
 	return rv;
 }
 
+/* ---- watch --------------------------------------------------------------- */
+
+enum {
+	WATCH_PREFIX,
+	WATCH_FROM_KEY,
+	WATCH_REV,
+	WATCH_PREV_KV,
+	WATCH_NO_PUT,
+	WATCH_NO_DELETE,
+	WATCH_PROGRESS_NOTIFY,
+	WATCH_MAX_EVENTS,
+	WATCH_TIMEOUT
+};
+static const struct flag watch_flags[] = {
+    {"prefix", 0, false, NULL, "watch the keys that start with KEY"},
+    {"from-key", 0, false, NULL, "watch the keys >= KEY (byte order)"},
+    {"rev", 0, true, "N", "start at revision N (history first, then live)"},
+    {"prev-kv", 0, false, NULL, "show each change's previous key-value pair"},
+    {"no-put", 0, false, NULL, "leave out puts"},
+    {"no-delete", 0, false, NULL, "leave out deletions"},
+    {"progress-notify", 0, false, NULL,
+     "hear the current revision now and then while idle"},
+    {"max-events", 0, true, "N", "exit (status 0) after N events"},
+    {"timeout", 0, true, "DURATION",
+     "exit after DURATION (status 1 if --max-events\n"
+     "                                was not reached)"},
+};
+
+/* One watch on cairnctl's own loop, until a signal, --max-events,
+ * --timeout or the end of the watch. */
+struct watch_run {
+	struct ctx *x;
+	uv_loop_t loop;
+	uv_signal_t sig[2];
+	uv_timer_t timer;
+	bool has_timer;
+	cairn_client *cl;
+	cairn_watch *w;
+	int64_t max_events; /* 0: no limit */
+	int64_t seen;
+	unsigned timeout_ms;
+	bool stopping; /* we canceled the watch: its end is no error */
+	bool done;
+	int rv;
+};
+
+static void print_event_simple(const struct cairn_event *e)
+{
+	puts(e->type == CAIRN_EVENT_DELETE ? "DELETE" : "PUT");
+	if (e->has_prev_kv)
+		print_kv(&e->prev_kv, false);
+	print_kv(&e->kv, false);
+}
+
+static void print_event_json(const struct cairn_event *e)
+{
+	printf("{\"type\":\"%s\",\"kv\":",
+	       e->type == CAIRN_EVENT_DELETE ? "DELETE" : "PUT");
+	json_kv(&e->kv);
+	if (e->has_prev_kv) {
+		printf(",\"prev_kv\":");
+		json_kv(&e->prev_kv);
+	}
+	putchar('}');
+}
+
+/* Prints the first n events of u, each format as etcdctl's watch. */
+static void print_update(const struct ctx *x,
+                         const struct cairn_watch_update *u, size_t n)
+{
+	size_t i;
+
+	if (x->out == OUT_JSON && u->progress) {
+		printf("{\"progress\":true,\"revision\":%" PRId64 "}\n",
+		       u->revision);
+	} else if (u->progress) {
+		printf("progress notify: %" PRId64 "\n", u->revision);
+	} else if (x->out == OUT_JSON) {
+		printf("{\"revision\":%" PRId64 ",\"events\":[", u->revision);
+		for (i = 0; i < n; i++) {
+			if (i > 0)
+				putchar(',');
+			print_event_json(&u->events[i]);
+		}
+		printf("]%s}\n", u->more ? ",\"more\":true" : "");
+	} else {
+		for (i = 0; i < n; i++)
+			print_event_simple(&u->events[i]);
+	}
+	fflush(stdout); /* a reader of a pipe or a file sees each update */
+}
+
+static void on_watch_handle_closed(uv_handle_t *h)
+{
+	(void)h;
+}
+
+/* The watch ended: let the loop run dry. */
+static void watch_run_done(struct watch_run *r)
+{
+	if (r->done)
+		return;
+	r->done = true;
+	uv_close((uv_handle_t *)&r->sig[0], on_watch_handle_closed);
+	uv_close((uv_handle_t *)&r->sig[1], on_watch_handle_closed);
+	if (r->has_timer)
+		uv_close((uv_handle_t *)&r->timer, on_watch_handle_closed);
+	cairn_close(r->cl);
+}
+
+static void watch_run_stop(struct watch_run *r, int rv)
+{
+	if (r->stopping)
+		return;
+	r->stopping = true;
+	r->rv = rv;
+	cairn_watch_cancel(r->w); /* its final callback ends the run */
+}
+
+static void on_watch_update(cairn_client *c, cairn_watch *w,
+                            const struct cairn_watch_update *u, void *arg)
+{
+	struct watch_run *r = arg;
+	size_t n = u->n_events;
+
+	(void)c;
+	(void)w;
+	if (u->err != 0) {
+		if (!(r->stopping && u->err == CAIRN_ECANCELED)) {
+			fail_cmd(r->x, u->errmsg);
+			r->rv = EXIT_FAIL;
+		}
+		watch_run_done(r);
+		return;
+	}
+	if (r->stopping)
+		return;
+	if (r->max_events > 0 && (int64_t)n > r->max_events - r->seen)
+		n = (size_t)(r->max_events - r->seen);
+	print_update(r->x, u, n);
+	r->seen += (int64_t)n;
+	if (ferror(stdout))
+		watch_run_stop(r, EXIT_FAIL);
+	else if (r->max_events > 0 && r->seen >= r->max_events)
+		watch_run_stop(r, 0);
+}
+
+static void on_watch_signal(uv_signal_t *s, int signum)
+{
+	(void)signum;
+	watch_run_stop(s->data, 0);
+}
+
+static void on_watch_timeout(uv_timer_t *t)
+{
+	struct watch_run *r = t->data;
+
+	if (r->max_events > 0) {
+		fprintf(stderr,
+		        "Error: watch: timed out after %u ms with %" PRId64
+		        " of %" PRId64 " events\n",
+		        r->timeout_ms, r->seen, r->max_events);
+		watch_run_stop(r, EXIT_FAIL);
+	} else {
+		watch_run_stop(r, 0);
+	}
+}
+
+/* Signals and the optional timer, on the run's loop. */
+static int watch_run_handles(struct watch_run *r)
+{
+	static const int signums[2] = {SIGINT, SIGTERM};
+	int i;
+
+	for (i = 0; i < 2; i++) {
+		uv_signal_init(&r->loop, &r->sig[i]);
+		r->sig[i].data = r;
+		if (uv_signal_start(&r->sig[i], on_watch_signal, signums[i]) != 0)
+			return fail_cmd(r->x, "cannot catch signals");
+	}
+	if (r->timeout_ms > 0) {
+		uv_timer_init(&r->loop, &r->timer);
+		r->timer.data = r;
+		r->has_timer = true;
+		uv_timer_start(&r->timer, on_watch_timeout, r->timeout_ms, 0);
+	}
+	return 0;
+}
+
+/* Reads the watch's flags into opts and r; false after a usage error. */
+static bool watch_options(struct ctx *x, struct cairn_watch_opts *o,
+                          struct watch_run *r)
+{
+	if (x->val[WATCH_REV] &&
+	    (!parse_i64(x->val[WATCH_REV], 10, &o->start_revision) ||
+	     o->start_revision < 0)) {
+		usage_error(x->cmd, "--rev: expected a revision >= 0");
+		return false;
+	}
+	if (x->val[WATCH_MAX_EVENTS] &&
+	    (!parse_i64(x->val[WATCH_MAX_EVENTS], 10, &r->max_events) ||
+	     r->max_events < 1)) {
+		usage_error(x->cmd, "--max-events: expected a number >= 1");
+		return false;
+	}
+	if (x->val[WATCH_TIMEOUT] &&
+	    !parse_duration(x->val[WATCH_TIMEOUT], &r->timeout_ms)) {
+		usage_error(x->cmd, "--timeout: bad duration (e.g. 500ms, 2s, 1m)");
+		return false;
+	}
+	if (x->val[WATCH_NO_PUT] && x->val[WATCH_NO_DELETE]) {
+		usage_error(x->cmd,
+		            "--no-put and --no-delete leave nothing to watch");
+		return false;
+	}
+	if (x->out == OUT_TABLE) {
+		usage_error(x->cmd, "watch prints simple or json output");
+		return false;
+	}
+	o->prev_kv = x->val[WATCH_PREV_KV] != NULL;
+	o->no_put = x->val[WATCH_NO_PUT] != NULL;
+	o->no_delete = x->val[WATCH_NO_DELETE] != NULL;
+	o->progress_notify = x->val[WATCH_PROGRESS_NOTIFY] != NULL;
+	return true;
+}
+
+/* Runs the loop until the watch ended, then until every handle closed. */
+static int watch_run(struct watch_run *r, const struct cairn_watch_opts *o)
+{
+	struct cairn_options co = {r->x->dial_ms, r->x->cmd_ms, false};
+	char err[256] = "";
+	int rv = cairn_open_async(&r->cl, &r->loop, r->x->endpoints, &co, err,
+	                          sizeof err);
+
+	if (rv == CAIRN_EINVAL) {
+		usage_error(NULL, "--endpoints: %s", err);
+		return EXIT_USAGE;
+	}
+	if (rv != 0)
+		return fail_cmd(r->x, err);
+	rv = watch_run_handles(r);
+	if (rv == 0 && cairn_watch_start(r->cl, o, on_watch_update, r, &r->w) != 0)
+		rv = fail_cmd(r->x, cairn_errmsg(r->cl));
+	if (rv != 0) {
+		r->rv = rv;
+		watch_run_done(r);
+	}
+	uv_run(&r->loop, UV_RUN_DEFAULT);
+	return r->rv;
+}
+
+static int cmd_watch(struct ctx *x)
+{
+	struct watch_run r;
+	struct cairn_op op = {.type = CAIRN_OP_RANGE};
+	struct cairn_watch_opts o;
+	bool prefix = x->val[WATCH_PREFIX] != NULL;
+	bool from_key = x->val[WATCH_FROM_KEY] != NULL;
+	uint8_t *endbuf = malloc(strlen(x->args[0]) + 1);
+	int rv = EXIT_USAGE;
+
+	if (endbuf == NULL)
+		return fail_cmd(x, "out of memory");
+	memset(&r, 0, sizeof r);
+	memset(&o, 0, sizeof o);
+	r.x = x;
+	if (range_flags_ok(x, prefix, from_key) && watch_options(x, &o, &r)) {
+		set_range(x, &op, prefix, from_key, endbuf);
+		o.key = op.key;
+		o.key_len = op.key_len;
+		o.end = op.end;
+		o.end_len = op.end_len;
+		if (uv_loop_init(&r.loop) != 0) {
+			free(endbuf);
+			return fail_cmd(x, "cannot create an event loop");
+		}
+		rv = watch_run(&r, &o);
+		uv_run(&r.loop, UV_RUN_DEFAULT);
+		uv_loop_close(&r.loop);
+	}
+	free(endbuf);
+	return rv;
+}
+
+/* ---- compact ------------------------------------------------------------- */
+
+static const struct flag compact_flags[] = {
+    {"physical", 0, false, NULL,
+     "accepted for etcdctl's sake; compaction is always\n"
+     "                                complete when the command returns"},
+};
+
+static int cmd_compact(struct ctx *x)
+{
+	struct cairn_op op = {.type = CAIRN_OP_COMPACT};
+	struct cairn_result *r = NULL;
+	int rv;
+
+	if (!parse_i64(x->args[0], 10, &op.revision) || op.revision < 1) {
+		usage_error(x->cmd, "compact needs a revision >= 1");
+		return EXIT_USAGE;
+	}
+	rv = run_op(x, &op, &r);
+	if (rv == 0 && x->out == OUT_JSON)
+		print_json(r);
+	else if (rv == 0)
+		printf("compacted revision %" PRId64 "\n", op.revision);
+	cairn_result_free(r);
+	return rv;
+}
+
 /* ---- per-endpoint status ------------------------------------------------- */
 
 struct ep_status {
@@ -1279,6 +1592,28 @@ static const struct cmd commands[] = {
      "Tokens may be \"quoted\" with Go escapes, 'raw' or bare words. Prints\n"
      "SUCCESS or FAILURE, then each request's answer after a blank line.\n",
      txn_flags, sizeof txn_flags / sizeof txn_flags[0], 0, 0, cmd_txn},
+    {"watch", "watch [options] <key> [<range_end>]",
+     "watches changes to a key or a range of keys",
+     "Prints each change as it happens, oldest first, until interrupted\n"
+     "(SIGINT or SIGTERM: exit status 0) or until the watch ends with an\n"
+     "error (status 1), e.g. when --rev asks for compacted history. Simple\n"
+     "output, as etcdctl: PUT or DELETE, then the previous key and value\n"
+     "with --prev-kv, then the key and the value (empty for a deletion).\n"
+     "With -o json, one object per line per revision:\n"
+     "  {\"revision\":N,\"events\":[{\"type\":\"PUT\",\"kv\":{...},"
+     "\"prev_kv\":{...}}]}\n"
+     "and {\"progress\":true,\"revision\":N} for progress notifications.\n"
+     "The watch survives the loss of the member it is connected to: it goes\n"
+     "on from another endpoint without a gap or a duplicate. Creating it\n"
+     "must succeed within --command-timeout.\n",
+     watch_flags, sizeof watch_flags / sizeof watch_flags[0], 1, 2,
+     cmd_watch},
+    {"compact", "compact [options] <revision>",
+     "discards the history below a revision",
+     "Reads and watches at revisions below it then fail as compacted. Prints\n"
+     "'compacted revision N'.\n",
+     compact_flags, sizeof compact_flags / sizeof compact_flags[0], 1, 1,
+     cmd_compact},
     {"member list", "member list", "lists the members of the cluster",
      "Columns: ID (16 hex digits), NAME, PEER ADDR, CLIENT ADDR, ROLE (voter\n"
      "or learner), IS LEADER. Names and client addresses come from asking\n"
@@ -1626,7 +1961,9 @@ static int check_args(const struct ctx *x)
 
 	if (x->n_args < c->min_args) {
 		usage_error(c, "%s needs %s", c->name,
-		            c->min_args == 1 ? "a key" : "more arguments");
+		            c->min_args != 1            ? "more arguments"
+		            : strstr(c->usage, "<revision>") ? "a revision"
+		                                              : "a key");
 		return EXIT_USAGE;
 	}
 	if (x->n_args > c->max_args) {

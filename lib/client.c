@@ -379,6 +379,10 @@ static void put_fields(struct fields *f, const struct cairn_op *op)
 	}
 	if (op->type == CAIRN_OP_STATUS || op->type == CAIRN_OP_MEMBERS)
 		return;
+	if (op->type == CAIRN_OP_COMPACT) {
+		f_int(f, "rev", op->revision);
+		return;
+	}
 	f_bin(f, "k", op->key, op->key_len);
 	if (op->end_len > 0)
 		f_bin(f, "e", op->end, op->end_len);
@@ -574,6 +578,11 @@ static int check_op(struct cairn_client *c, const struct cairn_op *op)
 		return check_txn(c, op->txn);
 	case CAIRN_OP_STATUS:
 	case CAIRN_OP_MEMBERS:
+		return 0;
+	case CAIRN_OP_COMPACT:
+		if (op->revision < 1)
+			return set_err(c, CAIRN_EINVAL,
+			               "compact: the revision must be at least 1");
 		return 0;
 	default:
 		return set_err(c, CAIRN_EINVAL, "unknown operation type %d",
@@ -826,8 +835,11 @@ static void on_conn_closed(uv_handle_t *h)
 	handle_released(c);
 }
 
+static void watches_unlink(struct cairn_client *c);
+
 /* Closes the current connection, if any; its requests stay in the window and
- * count as unsent from now on (the next link has another generation). */
+ * count as unsent from now on (the next link has another generation); its
+ * watches wait for the next link. */
 static void link_drop(struct cairn_client *c)
 {
 	struct conn *conn = c->conn;
@@ -838,6 +850,13 @@ static void link_drop(struct cairn_client *c)
 	c->conn = NULL;
 	conn->dead = true;
 	uv_close((uv_handle_t *)&conn->tcp, on_conn_closed);
+	watches_unlink(c);
+}
+
+/* Something needs a link: a request in the window or a live watch. */
+static bool link_wanted(const struct cairn_client *c)
+{
+	return c->win.count > 0 || c->n_live > 0;
 }
 
 static uint64_t next_rand(struct cairn_client *c)
@@ -866,7 +885,7 @@ static void on_link_timer(uv_timer_t *t);
  * left), after a backoff, or not at all when nothing waits. */
 static void link_retry(struct cairn_client *c, bool at_once, unsigned ep)
 {
-	if (c->win.count == 0) {
+	if (!link_wanted(c)) {
 		link_move(c, LINK_IDLE);
 		return;
 	}
@@ -887,6 +906,7 @@ static void note_failure(struct cairn_client *c, int code, const char *fmt, ...)
 static void note_failure(struct cairn_client *c, int code, const char *fmt, ...)
 {
 	struct endpoint *ep = &c->eps[c->ep];
+	struct cairn_watch *w;
 	struct req *r;
 	va_list ap;
 	size_t i;
@@ -902,6 +922,9 @@ static void note_failure(struct cairn_client *c, int code, const char *fmt, ...)
 		if (r != NULL)
 			r->last_err = code;
 	}
+	for (w = c->watches; w != NULL; w = w->next)
+		if (w->deadline != 0 && code != CAIRN_EINDETERMINATE)
+			w->last_err = code;
 }
 
 /* The link (or the attempt) failed: drop it and retry after a backoff. */
@@ -951,7 +974,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
 	if (conn->dead)
 		return;
 	if (nread < 0) {
-		if (c->state == LINK_READY && c->win.count == 0) {
+		if (c->state == LINK_READY && !link_wanted(c)) {
 			link_drop(c); /* an idle link closed: not a failure */
 			link_move(c, LINK_IDLE);
 		} else if (nread == UV_EOF) {
@@ -1126,7 +1149,7 @@ static void on_link_timer(uv_timer_t *t)
 	struct cairn_client *c = t->data;
 
 	if (c->state == LINK_BACKOFF) {
-		if (c->win.count == 0)
+		if (!link_wanted(c))
 			link_move(c, LINK_IDLE);
 		else
 			link_connect(c, next_endpoint(c));
@@ -1166,6 +1189,8 @@ static bool leader_elsewhere(const struct cairn_client *c)
 	return false;
 }
 
+static void watches_end_all(struct cairn_client *c, int err, const char *msg);
+
 static void version_mismatch(struct cairn_client *c,
                              const struct result_env *env)
 {
@@ -1180,7 +1205,10 @@ static void version_mismatch(struct cairn_client *c,
 	link_drop(c);
 	link_move(c, LINK_IDLE);
 	fail_all(c, CAIRN_EVERSION, msg);
+	watches_end_all(c, CAIRN_EVERSION, msg);
 }
+
+static void watches_send_all(struct cairn_client *c);
 
 static void on_hello(struct cairn_client *c, int rv,
                      const struct result_env *env, const char *err)
@@ -1215,6 +1243,7 @@ static void on_hello(struct cairn_client *c, int rv,
 		return;
 	}
 	send_all(c);
+	watches_send_all(c);
 }
 
 static int submit(struct cairn_client *c, const struct cairn_op *op,
@@ -1383,29 +1412,835 @@ static void on_bad_answer(struct cairn_client *c, int rv,
 		link_fail(c, CAIRN_EPROTO, "malformed answer: %s", why);
 }
 
+static void on_events(struct cairn_client *c, const uint8_t *p, uint32_t len);
+static void on_watch_answer(struct cairn_client *c,
+                            const struct result_env *env,
+                            struct cairn_result *res);
+
 static void on_frame(struct conn *conn, const uint8_t *p, uint32_t len)
 {
 	struct cairn_client *c = conn->c;
 	struct result_env env;
 	struct cairn_result *res;
 	char err[256] = "";
-	int rv = result_decode(p, len, &env, &res, err, sizeof err);
+	int rv;
 
 	conn->rx_frames++;
+	if (c->state == LINK_READY &&
+	    result_peek_op(p, len) == PROTO_OP_EVENTS) {
+		on_events(c, p, len);
+		return;
+	}
+	rv = result_decode(p, len, &env, &res, err, sizeof err);
 	if (c->state == LINK_HELLO) {
 		on_hello(c, rv, &env, err);
 		cairn_result_free(res);
 	} else if (rv != 0) {
 		on_bad_answer(c, rv, &env, err);
+	} else if (env.has_id && (env.id & CLIENT_WATCH_ID_BIT) != 0) {
+		on_watch_answer(c, &env, res);
 	} else {
 		on_answer(c, &env, res);
 	}
+}
+
+/* ---- watches ------------------------------------------------------------- */
+
+static const char *const watch_names[WATCH_NSTATES] = {
+    [WATCH_PENDING] = "pending", [WATCH_CREATING] = "creating",
+    [WATCH_ACTIVE] = "active",   [WATCH_ORPHAN] = "orphan",
+    [WATCH_DONE] = "done",
+};
+
+#define B(s) (1u << (s))
+static const unsigned watch_next[WATCH_NSTATES] = {
+    [WATCH_PENDING] = B(WATCH_CREATING) | B(WATCH_DONE),
+    [WATCH_CREATING] = B(WATCH_ACTIVE) | B(WATCH_PENDING) | B(WATCH_ORPHAN) |
+                       B(WATCH_DONE),
+    [WATCH_ACTIVE] = B(WATCH_PENDING) | B(WATCH_DONE),
+    [WATCH_ORPHAN] = B(WATCH_DONE),
+    [WATCH_DONE] = 0,
+};
+#undef B
+
+/* Live watches are those the caller still hears from; they need a link. */
+static bool watch_live(enum watch_state s)
+{
+	return s == WATCH_PENDING || s == WATCH_CREATING || s == WATCH_ACTIVE;
+}
+
+static void watch_move(struct cairn_client *c, struct cairn_watch *w,
+                       enum watch_state to)
+{
+	if (!(watch_next[w->state] & (1u << to))) {
+		fprintf(stderr, "libcairn: illegal watch move %s -> %s\n",
+		        watch_names[w->state], watch_names[to]);
+		abort();
+	}
+	TRACE(c, "watch %" PRIu64 " %s -> %s (next revision %" PRId64 ")",
+	      w->serial, watch_names[w->state], watch_names[to], w->next_rev);
+	c->n_live -= watch_live(w->state);
+	c->n_live += watch_live(to);
+	w->state = to;
+}
+
+/* -- watches by key: open addressing, linear probing, backward-shift
+ * deletion (no tombstones). */
+
+static size_t wt_hash(uint64_t k)
+{
+	k ^= k >> 33;
+	k *= UINT64_C(0xff51afd7ed558ccd);
+	k ^= k >> 33;
+	return (size_t)k;
+}
+
+static struct cairn_watch *wt_get(const struct watch_table *t, uint64_t key)
+{
+	size_t mask = t->cap - 1;
+	size_t i;
+
+	if (t->cap == 0)
+		return NULL;
+	for (i = wt_hash(key) & mask; t->slot[i].w != NULL; i = (i + 1) & mask)
+		if (t->slot[i].key == key)
+			return t->slot[i].w;
+	return NULL;
+}
+
+static void wt_insert(struct watch_slot *slot, size_t cap, uint64_t key,
+                      struct cairn_watch *w)
+{
+	size_t i = wt_hash(key) & (cap - 1);
+
+	while (slot[i].w != NULL && slot[i].key != key)
+		i = (i + 1) & (cap - 1);
+	slot[i].key = key;
+	slot[i].w = w;
+}
+
+static int wt_grow(struct watch_table *t)
+{
+	size_t cap = t->cap ? t->cap * 2 : 16;
+	struct watch_slot *slot = calloc(cap, sizeof *slot);
+	size_t i;
+
+	if (slot == NULL)
+		return CAIRN_ENOMEM;
+	for (i = 0; i < t->cap; i++)
+		if (t->slot[i].w != NULL)
+			wt_insert(slot, cap, t->slot[i].key, t->slot[i].w);
+	free(t->slot);
+	t->slot = slot;
+	t->cap = cap;
+	return 0;
+}
+
+/* Adds (or replaces) key; at most 3/4 full. */
+static int wt_put(struct watch_table *t, uint64_t key, struct cairn_watch *w)
+{
+	if ((t->count + 1) * 4 > t->cap * 3 && wt_grow(t) != 0)
+		return CAIRN_ENOMEM;
+	if (wt_get(t, key) == NULL)
+		t->count++;
+	wt_insert(t->slot, t->cap, key, w);
+	return 0;
+}
+
+static void wt_del(struct watch_table *t, uint64_t key)
+{
+	size_t mask = t->cap - 1;
+	size_t i;
+	size_t j;
+	size_t home;
+
+	if (wt_get(t, key) == NULL)
+		return;
+	for (i = wt_hash(key) & mask; t->slot[i].key != key; i = (i + 1) & mask)
+		;
+	/* Pull back each later entry of the run whose home is not in (i, j]. */
+	for (j = (i + 1) & mask; t->slot[j].w != NULL; j = (j + 1) & mask) {
+		home = wt_hash(t->slot[j].key) & mask;
+		if (i < j ? (home <= i || home > j) : (home <= i && home > j)) {
+			t->slot[i] = t->slot[j];
+			i = j;
+		}
+	}
+	t->slot[i].w = NULL;
+	t->count--;
+}
+
+static void wt_clear(struct watch_table *t)
+{
+	if (t->cap > 0)
+		memset(t->slot, 0, t->cap * sizeof *t->slot);
+	t->count = 0;
+}
+
+/* -- lifecycle */
+
+static void watch_list_remove(struct cairn_client *c, struct cairn_watch *w)
+{
+	if (w->prev != NULL)
+		w->prev->next = w->next;
+	else
+		c->watches = w->next;
+	if (w->next != NULL)
+		w->next->prev = w->prev;
+	else
+		c->watches_tail = w->prev;
+	w->prev = w->next = NULL;
+}
+
+static void watch_list_append(struct cairn_client *c, struct cairn_watch *w)
+{
+	w->prev = c->watches_tail;
+	w->next = NULL;
+	if (c->watches_tail != NULL)
+		c->watches_tail->next = w;
+	else
+		c->watches = w;
+	c->watches_tail = w;
+}
+
+static void fire_final(struct cairn_client *c, struct cairn_watch *w)
+{
+	struct cairn_watch_update u;
+
+	memset(&u, 0, sizeof u);
+	u.err = w->err;
+	u.errmsg = w->errmsg;
+	u.compact_revision = w->compact_rev;
+	u.revision = w->next_rev > 0 ? w->next_rev - 1 : 0;
+	TRACE(c, "watch %" PRIu64 " ends: %s", w->serial, w->errmsg);
+	w->in_cb++;
+	w->cb(c, w, &u, w->arg);
+	w->in_cb--;
+}
+
+/* After a callback of w returned: the final call if it waits, then the
+ * memory once w is DONE and nothing runs inside its callback. */
+static void watch_after_cb(struct cairn_client *c, struct cairn_watch *w)
+{
+	if (w->in_cb > 0)
+		return;
+	if (w->final_pending) {
+		w->final_pending = false;
+		fire_final(c, w);
+	}
+	if (w->state == WATCH_DONE && w->in_cb == 0)
+		free(w);
+}
+
+/* Out of the list and the tables for good. */
+static void watch_release(struct cairn_client *c, struct cairn_watch *w)
+{
+	if (w->state == WATCH_ACTIVE)
+		wt_del(&c->by_wid, w->wid);
+	if (w->state == WATCH_CREATING || w->state == WATCH_ORPHAN)
+		wt_del(&c->by_req, w->serial);
+	watch_list_remove(c, w);
+	watch_move(c, w, WATCH_DONE);
+	watch_after_cb(c, w);
+}
+
+static void watch_end(struct cairn_client *c, struct cairn_watch *w, int err,
+                      int64_t compact_rev, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+
+static unsigned first_endpoint(const struct cairn_client *c);
+
+/*
+ * The caller hears the end of w (now, or when its running callback returns).
+ * A watch whose WATCH is still unanswered stays as an ORPHAN, so the store's
+ * watch can be canceled once its id is known.
+ */
+static void watch_end(struct cairn_client *c, struct cairn_watch *w, int err,
+                      int64_t compact_rev, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(w->errmsg, sizeof w->errmsg, fmt, ap);
+	va_end(ap);
+	w->err = err;
+	w->compact_rev = compact_rev;
+	w->final_pending = true;
+	if (w->state == WATCH_CREATING) {
+		watch_move(c, w, WATCH_ORPHAN);
+		watch_after_cb(c, w);
+	} else {
+		watch_release(c, w);
+	}
+}
+
+/* Ends every live watch, oldest first (callbacks cannot start new ones when
+ * the client is closing; otherwise new ones are not ended). */
+static void watches_end_all(struct cairn_client *c, int err, const char *msg)
+{
+	uint64_t last = c->next_serial;
+	struct cairn_watch *w;
+
+	for (;;) {
+		for (w = c->watches; w != NULL; w = w->next)
+			if (watch_live(w->state) && w->serial <= last)
+				break;
+		if (w == NULL)
+			return;
+		watch_end(c, w, err, 0, "%s", msg);
+	}
+}
+
+/* -- frames */
+
+/* The WATCH fields besides id and op, or their count when f->w is NULL. */
+static void watch_fields(struct fields *f, const struct cairn_watch *w)
+{
+	f_bin(f, "k", w->bytes, w->key_len);
+	if (w->end_len > 0)
+		f_bin(f, "e", w->bytes + w->key_len, w->end_len);
+	if (w->next_rev > 0)
+		f_int(f, "rev", w->next_rev);
+	if (w->prev_kv)
+		f_true(f, "pkv");
+	if (w->no_put)
+		f_true(f, "np");
+	if (w->no_delete)
+		f_true(f, "nd");
+	if (w->progress_notify)
+		f_true(f, "pn");
+}
+
+/* A watch control frame: WATCH for w (id: the bit and its serial), or,
+ * with w NULL, WATCH_CANCEL (with wid) or WATCH_PROGRESS (id: the bit). */
+static int frame_watch(struct buf *out, unsigned op,
+                       const struct cairn_watch *w, uint64_t wid)
+{
+	size_t off = proto_frame_begin(out);
+	struct fields count = {NULL, 2};
+	struct mp_writer mw;
+	struct fields f = {&mw, 0};
+
+	if (w != NULL)
+		watch_fields(&count, w);
+	else if (op == PROTO_OP_WATCH_CANCEL)
+		count.n++;
+	mp_writer_init(&mw, out);
+	mp_put_map(&mw, count.n);
+	mp_put_key(&mw, "id");
+	mp_put_uint(&mw, CLIENT_WATCH_ID_BIT | (w != NULL ? w->serial : 0));
+	mp_put_key(&mw, "op");
+	mp_put_uint(&mw, op);
+	if (w != NULL)
+		watch_fields(&f, w);
+	else if (op == PROTO_OP_WATCH_CANCEL) {
+		mp_put_key(&mw, "wid");
+		mp_put_uint(&mw, wid);
+	}
+	if (mw.err != 0) {
+		out->len = off;
+		return mw.err;
+	}
+	return proto_frame_end(out, off, PROTO_REQ_FRAME_MAX);
+}
+
+/* -- timing: a first answer's deadline, and a link silent while a WATCH or a
+ * WATCH_PROGRESS waits on it */
+
+static void on_watch_timer(uv_timer_t *t);
+
+/* w's WATCH went out on the current link and nothing came back since. */
+static bool watch_waiting(const struct cairn_client *c,
+                          const struct cairn_watch *w)
+{
+	return w->state == WATCH_CREATING && c->conn != NULL &&
+	       w->gen == c->conn->gen && c->conn->rx_frames == w->rx_mark;
+}
+
+static bool progress_waiting(const struct cairn_client *c)
+{
+	return c->progress_sent_at != 0 && c->conn != NULL &&
+	       c->progress_gen == c->conn->gen &&
+	       c->conn->rx_frames == c->progress_rx_mark;
+}
+
+static void arm_watch_timer(struct cairn_client *c)
+{
+	uint64_t timeout = c->opts.request_timeout_ms;
+	uint64_t now = uv_now(c->loop);
+	uint64_t due = UINT64_MAX;
+	struct cairn_watch *w;
+
+	if (c->closing)
+		return;
+	for (w = c->watches; w != NULL; w = w->next) {
+		if (w->deadline != 0 && w->deadline < due &&
+		    (w->state == WATCH_PENDING || w->state == WATCH_CREATING))
+			due = w->deadline;
+		if (watch_waiting(c, w) && w->sent_at + timeout < due)
+			due = w->sent_at + timeout;
+	}
+	if (progress_waiting(c) && c->progress_sent_at + timeout < due)
+		due = c->progress_sent_at + timeout;
+	if (due == UINT64_MAX)
+		uv_timer_stop(&c->watch_timer);
+	else
+		uv_timer_start(&c->watch_timer, on_watch_timer,
+		               due > now ? due - now : 0, 0);
+}
+
+/* The first watch still without its first answer past its deadline. */
+static struct cairn_watch *watch_overdue(const struct cairn_client *c,
+                                         uint64_t now)
+{
+	struct cairn_watch *w;
+
+	for (w = c->watches; w != NULL; w = w->next)
+		if (w->deadline != 0 && w->deadline <= now &&
+		    (w->state == WATCH_PENDING || w->state == WATCH_CREATING))
+			return w;
+	return NULL;
+}
+
+static void watch_expire(struct cairn_client *c, struct cairn_watch *w)
+{
+	char why[1024];
+
+	failures_since(c, w->started, why, sizeof why);
+	if (why[0] == '\0')
+		snprintf(why, sizeof why, "waiting for %s", c->eps[c->ep].name);
+	watch_end(c, w, w->last_err ? w->last_err : CAIRN_ETIMEDOUT, 0,
+	          "watch not created within %u ms (%.200s)",
+	          c->opts.request_timeout_ms, why);
+}
+
+/* A WATCH or WATCH_PROGRESS unanswered for a whole request timeout. */
+static bool watch_link_hung(const struct cairn_client *c, uint64_t now)
+{
+	uint64_t timeout = c->opts.request_timeout_ms;
+	const struct cairn_watch *w;
+
+	if (progress_waiting(c) && c->progress_sent_at + timeout <= now)
+		return true;
+	for (w = c->watches; w != NULL; w = w->next)
+		if (watch_waiting(c, w) && w->sent_at + timeout <= now)
+			return true;
+	return false;
+}
+
+static void on_watch_timer(uv_timer_t *t)
+{
+	struct cairn_client *c = t->data;
+	uint64_t now = uv_now(c->loop);
+	struct cairn_watch *w;
+
+	while ((w = watch_overdue(c, now)) != NULL) {
+		watch_expire(c, w);
+		if (c->closing)
+			return;
+	}
+	if (c->state == LINK_READY && watch_link_hung(c, now))
+		link_fail(c, CAIRN_ETIMEDOUT, "no answer within %u ms",
+		          c->opts.request_timeout_ms);
+	arm_watch_timer(c);
+}
+
+/* -- on the link */
+
+static int watch_send(struct cairn_client *c, struct cairn_watch *w)
+{
+	struct conn *conn = c->conn;
+	int rv = wt_put(&c->by_req, w->serial, w);
+
+	if (rv == 0) {
+		rv = frame_watch(&conn->out, PROTO_OP_WATCH, w, 0);
+		if (rv != 0)
+			wt_del(&c->by_req, w->serial);
+	}
+	if (rv != 0)
+		return rv;
+	w->gen = conn->gen;
+	w->sent_at = uv_now(c->loop);
+	w->rx_mark = conn->rx_frames;
+	w->part_seen = 0;
+	watch_move(c, w, WATCH_CREATING);
+	return 0;
+}
+
+static int progress_send(struct cairn_client *c)
+{
+	int rv = frame_watch(&c->conn->out, PROTO_OP_WATCH_PROGRESS, NULL, 0);
+
+	if (rv != 0)
+		return rv;
+	c->progress_wanted = false;
+	c->progress_gen = c->conn->gen;
+	c->progress_sent_at = uv_now(c->loop);
+	c->progress_rx_mark = c->conn->rx_frames;
+	return 0;
+}
+
+/* A READY link: every PENDING watch goes out, then a waiting progress
+ * request (after the WATCHes, so it reaches the watches they create). */
+static void watches_send_all(struct cairn_client *c)
+{
+	struct cairn_watch *w;
+	int rv = 0;
+
+	if (c->state != LINK_READY || c->conn == NULL)
+		return;
+	for (w = c->watches; w != NULL && rv == 0; w = w->next)
+		if (w->state == WATCH_PENDING)
+			rv = watch_send(c, w);
+	if (rv == 0 && c->progress_wanted)
+		rv = progress_send(c);
+	if (rv != 0) {
+		link_fail(c, CAIRN_ENOMEM, "out of memory");
+		return;
+	}
+	schedule_flush(c);
+	arm_watch_timer(c);
+}
+
+/* The link is gone: watches on it wait for the next one, orphans are done
+ * (the store dropped their watches with the connection). */
+static void watches_unlink(struct cairn_client *c)
+{
+	struct cairn_watch *w;
+	struct cairn_watch *next;
+
+	wt_clear(&c->by_wid);
+	wt_clear(&c->by_req);
+	c->progress_sent_at = 0;
+	for (w = c->watches; w != NULL; w = next) {
+		next = w->next;
+		w->part_seen = 0;
+		if (w->state == WATCH_CREATING || w->state == WATCH_ACTIVE)
+			watch_move(c, w, WATCH_PENDING);
+		else if (w->state == WATCH_ORPHAN)
+			watch_release(c, w);
+	}
+	arm_watch_timer(c);
+}
+
+static void unsent_to_nowhere(struct cairn_client *c, unsigned op,
+                              uint64_t wid)
+{
+	if (c->state != LINK_READY || c->conn == NULL)
+		return; /* the store forgets the watch with the connection */
+	if (frame_watch(&c->conn->out, op, NULL, wid) != 0) {
+		link_fail(c, CAIRN_ENOMEM, "out of memory");
+		return;
+	}
+	schedule_flush(c);
+}
+
+/* -- answers and events */
+
+/* Errors after which the watch is tried again on another member. */
+static bool watch_retryable(int err)
+{
+	return err == CAIRN_ESHUTDOWN || err == CAIRN_ENOLEADER ||
+	       err == CAIRN_ENOTLEADER || err == CAIRN_EINDETERMINATE;
+}
+
+static void watch_created(struct cairn_client *c, struct cairn_watch *w,
+                          const struct result_env *env)
+{
+	if (wt_put(&c->by_wid, env->watch_id, w) != 0) {
+		link_fail(c, CAIRN_ENOMEM, "out of memory");
+		return;
+	}
+	w->wid = env->watch_id;
+	if (w->next_rev == 0)
+		w->next_rev = env->revision;
+	w->deadline = 0;
+	w->last_err = 0;
+	watch_move(c, w, WATCH_ACTIVE);
+	answered(c);
+}
+
+/* The answer to a WATCH (or, ignored, to a WATCH_CANCEL/WATCH_PROGRESS). */
+static void on_watch_answer(struct cairn_client *c,
+                            const struct result_env *env,
+                            struct cairn_result *res)
+{
+	uint64_t serial = env->id & ~CLIENT_WATCH_ID_BIT;
+	struct cairn_watch *w = serial ? wt_get(&c->by_req, serial) : NULL;
+
+	if (w == NULL) {
+		cairn_result_free(res);
+		return;
+	}
+	wt_del(&c->by_req, serial);
+	if (w->state == WATCH_ORPHAN) {
+		watch_release(c, w);
+		if (env->err == 0)
+			unsent_to_nowhere(c, PROTO_OP_WATCH_CANCEL,
+			                  env->watch_id);
+	} else if (env->err == 0) {
+		watch_created(c, w, env);
+	} else {
+		watch_move(c, w, WATCH_PENDING); /* answered: off this link */
+		if (watch_retryable(env->err))
+			link_fail(c, env->err, "watch refused: %s",
+			          res->errmsg);
+		else
+			watch_end(c, w, env->err,
+			          env->err == CAIRN_ECOMPACTED
+			              ? res->compact_revision
+			              : 0,
+			          "%s", res->errmsg);
+	}
+	cairn_result_free(res);
+	arm_watch_timer(c);
+}
+
+/* Calls w back with u; w stays valid across the call. */
+static void watch_call(struct cairn_client *c, struct cairn_watch *w,
+                       const struct cairn_watch_update *u)
+{
+	w->in_cb++;
+	w->cb(c, w, u, w->arg);
+	w->in_cb--;
+	watch_after_cb(c, w);
+}
+
+/*
+ * Events of one revision R. How it works: next_rev only moves past R once
+ * the frame without 'more' came; meanwhile part_done counts R's events the
+ * caller got. A new link asks for R again, and its first part_done events of
+ * R (counted by part_seen, whatever their split into frames) are dropped.
+ */
+static void watch_events(struct cairn_client *c, struct cairn_watch *w,
+                         const struct result_events *ev)
+{
+	struct cairn_watch_update u;
+	int64_t r = ev->revision;
+	uint64_t n = ev->n_events;
+	uint64_t skip = 0;
+
+	if (r < w->next_rev)
+		return; /* delivered before (the store resent it) */
+	if (r != w->part_rev) {
+		w->part_rev = r;
+		w->part_done = 0;
+		w->part_seen = 0;
+	}
+	if (w->part_done > w->part_seen)
+		skip = w->part_done - w->part_seen < n
+		           ? w->part_done - w->part_seen
+		           : n;
+	w->part_seen += n;
+	w->next_rev = r;
+	if (ev->more) {
+		w->part_done += n - skip;
+	} else {
+		w->next_rev = r + 1;
+		w->part_rev = 0;
+		w->part_done = w->part_seen = 0;
+	}
+	if (skip == n)
+		return;
+	memset(&u, 0, sizeof u);
+	u.revision = r;
+	u.events = ev->events + skip;
+	u.n_events = (size_t)(n - skip);
+	u.more = ev->more;
+	watch_call(c, w, &u);
+}
+
+static void watch_progressed(struct cairn_client *c, struct cairn_watch *w,
+                             const struct result_events *ev)
+{
+	struct cairn_watch_update u;
+	int64_t r = ev->header.revision;
+
+	if (w->part_rev == 0 && r >= w->next_rev)
+		w->next_rev = r + 1;
+	memset(&u, 0, sizeof u);
+	u.progress = true;
+	u.revision = w->next_rev - 1 > r ? w->next_rev - 1 : r;
+	watch_call(c, w, &u);
+}
+
+/* The store ended the watch: resumed elsewhere when the member is going away
+ * or lost its way, otherwise the end for the caller. */
+static void watch_canceled_by_store(struct cairn_client *c,
+                                    struct cairn_watch *w,
+                                    const struct result_events *ev)
+{
+	const char *msg = ev->msg != NULL ? ev->msg : cairn_strerror(ev->err);
+
+	if (watch_retryable(ev->err)) {
+		link_fail(c, ev->err, "watch ended by the member: %s", msg);
+		return;
+	}
+	watch_end(c, w, ev->err,
+	          ev->err == CAIRN_ECOMPACTED ? ev->compact_revision : 0,
+	          "%s", msg);
+}
+
+static void on_events(struct cairn_client *c, const uint8_t *p, uint32_t len)
+{
+	struct result_events ev;
+	struct cairn_watch *w;
+	char err[256] = "";
+	int rv;
+
+	rv = result_decode_events(p, len, c->scratch, &ev, err, sizeof err);
+	w = ev.has_watch_id ? wt_get(&c->by_wid, ev.watch_id) : NULL;
+	if (rv == CAIRN_EPROTO && w != NULL) {
+		watch_end(c, w, rv, 0, "malformed events from %s: %s",
+		          c->eps[c->ep].name, err);
+	} else if (rv != 0) { /* resumed, so nothing is lost */
+		link_fail(c, rv, "events: %s",
+		          rv == CAIRN_ENOMEM ? "out of memory" : err);
+	} else if (w == NULL) {
+		return; /* canceled meanwhile */
+	} else if (ev.cancel) {
+		watch_canceled_by_store(c, w, &ev);
+	} else if (ev.progress) {
+		watch_progressed(c, w, &ev);
+	} else if (ev.n_events > 0) {
+		watch_events(c, w, &ev);
+	}
+}
+
+/* -- the API */
+
+static int watch_check(struct cairn_client *c,
+                       const struct cairn_watch_opts *o, cairn_watch_cb cb)
+{
+	if (c->sync)
+		return set_err(c, CAIRN_EINVAL,
+		               "watches need a client from cairn_open_async");
+	if (o == NULL || cb == NULL)
+		return set_err(c, CAIRN_EINVAL,
+		               "cairn_watch_start: no %s given",
+		               o == NULL ? "options" : "callback");
+	if (c->closing)
+		return set_err(c, CAIRN_ECANCELED, "the client is closing");
+	if (!bytes_ok(o->key, o->key_len) || !bytes_ok(o->end, o->end_len))
+		return set_err(c, CAIRN_EINVAL, "watch: NULL pointer with a length");
+	if (o->key_len == 0)
+		return set_err(c, CAIRN_EINVAL, "watch: the key is empty");
+	if (o->key_len > PROTO_MAX_KEY || o->end_len > PROTO_MAX_KEY)
+		return set_err(c, CAIRN_EINVAL, "watch: key of %zu bytes, at most %u",
+		               o->key_len > o->end_len ? o->key_len : o->end_len,
+		               PROTO_MAX_KEY);
+	if (o->start_revision < 0)
+		return set_err(c, CAIRN_EINVAL,
+		               "watch: the start revision must not be negative");
+	if (o->no_put && o->no_delete)
+		return set_err(c, CAIRN_EINVAL,
+		               "watch: no_put and no_delete leave nothing to watch");
+	return 0;
+}
+
+static struct cairn_watch *watch_new(struct cairn_client *c,
+                                     const struct cairn_watch_opts *o,
+                                     cairn_watch_cb cb, void *arg)
+{
+	struct cairn_watch *w = calloc(1, sizeof *w + o->key_len + o->end_len);
+
+	if (w == NULL)
+		return NULL;
+	w->c = c;
+	w->state = WATCH_PENDING;
+	w->serial = ++c->next_serial;
+	w->cb = cb;
+	w->arg = arg;
+	w->key_len = o->key_len;
+	w->end_len = o->end_len;
+	memcpy(w->bytes, o->key, o->key_len);
+	if (o->end_len > 0)
+		memcpy(w->bytes + o->key_len, o->end, o->end_len);
+	w->next_rev = o->start_revision;
+	w->prev_kv = o->prev_kv;
+	w->no_put = o->no_put;
+	w->no_delete = o->no_delete;
+	w->progress_notify = o->progress_notify;
+	uv_update_time(c->loop);
+	w->started = uv_now(c->loop);
+	w->deadline = w->started + c->opts.request_timeout_ms;
+	return w;
+}
+
+int cairn_watch_start(cairn_client *c, const struct cairn_watch_opts *opts,
+                      cairn_watch_cb cb, void *arg, cairn_watch **out)
+{
+	struct cairn_watch *w;
+	int rv;
+
+	if (out != NULL)
+		*out = NULL;
+	if (c == NULL)
+		return CAIRN_EINVAL;
+	rv = watch_check(c, opts, cb);
+	if (rv != 0)
+		return rv;
+	w = watch_new(c, opts, cb, arg);
+	if (w == NULL)
+		return set_err(c, CAIRN_ENOMEM, "out of memory");
+	watch_list_append(c, w);
+	c->n_live++;
+	TRACE(c, "watch %" PRIu64 " started from revision %" PRId64, w->serial,
+	      w->next_rev);
+	if (out != NULL)
+		*out = w;
+	if (c->state == LINK_IDLE)
+		link_connect(c, first_endpoint(c));
+	else if (c->state == LINK_READY)
+		watches_send_all(c);
+	arm_watch_timer(c);
+	return 0;
+}
+
+void cairn_watch_cancel(cairn_watch *w)
+{
+	struct cairn_client *c;
+	uint64_t wid;
+	bool active;
+
+	if (w == NULL || !watch_live(w->state))
+		return; /* ended already: from inside its callback, a no-op */
+	c = w->c;
+	wid = w->wid;
+	active = w->state == WATCH_ACTIVE;
+	watch_end(c, w, CAIRN_ECANCELED, 0, "canceled");
+	/* w may be gone now */
+	if (active)
+		unsent_to_nowhere(c, PROTO_OP_WATCH_CANCEL, wid);
+}
+
+int cairn_watch_progress(cairn_client *c)
+{
+	if (c == NULL)
+		return CAIRN_EINVAL;
+	if (c->sync)
+		return set_err(c, CAIRN_EINVAL,
+		               "watches need a client from cairn_open_async");
+	if (c->closing)
+		return set_err(c, CAIRN_ECANCELED, "the client is closing");
+	if (c->state != LINK_READY || c->conn == NULL) {
+		c->progress_wanted = c->n_live > 0; /* sent with the watches */
+		return 0;
+	}
+	if (progress_send(c) != 0)
+		return set_err(c, CAIRN_ENOMEM, "out of memory");
+	schedule_flush(c);
+	arm_watch_timer(c);
+	return 0;
 }
 
 /* ---- the client ---------------------------------------------------------- */
 
 static void client_free(struct cairn_client *c)
 {
+	free(c->by_wid.slot);
+	free(c->by_req.slot);
+	result_arena_free(c->scratch);
 	free(c->win.slot);
 	free(c->eps);
 	free(c);
@@ -1425,15 +2260,17 @@ static void on_handle_closed(uv_handle_t *h)
 	handle_released(h->data);
 }
 
-/* Closes the first n of the client's own handles (all three when open). */
+#define CLIENT_HANDLES 4
+
+/* Closes the first n of the client's own handles (all when open). */
 static void close_handles(struct cairn_client *c, unsigned n)
 {
-	uv_handle_t *h[3] = {(uv_handle_t *)&c->link_timer,
-	                     (uv_handle_t *)&c->deadline_timer,
-	                     (uv_handle_t *)&c->flush};
+	uv_handle_t *h[CLIENT_HANDLES] = {
+	    (uv_handle_t *)&c->link_timer, (uv_handle_t *)&c->deadline_timer,
+	    (uv_handle_t *)&c->flush, (uv_handle_t *)&c->watch_timer};
 	unsigned i;
 
-	for (i = 0; i < n && i < 3; i++)
+	for (i = 0; i < n && i < CLIENT_HANDLES; i++)
 		uv_close(h[i], on_handle_closed);
 }
 
@@ -1453,11 +2290,17 @@ static int init_handles(struct cairn_client *c)
 	if (rv != 0)
 		return rv;
 	c->handles++;
+	rv = uv_timer_init(c->loop, &c->watch_timer);
+	if (rv != 0)
+		return rv;
+	c->handles++;
 	c->link_timer.data = c;
 	c->deadline_timer.data = c;
 	c->flush.data = c;
+	c->watch_timer.data = c;
 	uv_unref((uv_handle_t *)&c->link_timer);
 	uv_unref((uv_handle_t *)&c->flush);
+	uv_unref((uv_handle_t *)&c->watch_timer); /* watches keep no loop alive */
 	return 0;
 }
 
@@ -1536,6 +2379,10 @@ static int client_new(struct cairn_client **out, uv_loop_t *loop,
 		rv = CAIRN_EINTERNAL;
 		goto err_after_loop;
 	}
+	if (!c->sync && (c->scratch = result_arena_new()) == NULL) {
+		rv = CAIRN_ENOMEM;
+		goto err_after_loop;
+	}
 	*out = c;
 	return 0;
 
@@ -1583,7 +2430,8 @@ void cairn_close(cairn_client *c)
 	link_drop(c);
 	link_move(c, LINK_CLOSED);
 	fail_all(c, CAIRN_ECANCELED, "canceled: the client was closed");
-	close_handles(c, 3);
+	watches_end_all(c, CAIRN_ECANCELED, "canceled: the client was closed");
+	close_handles(c, CLIENT_HANDLES);
 	if (!c->sync)
 		return; /* freed by the last close callback */
 	uv_run(c->loop, UV_RUN_DEFAULT);

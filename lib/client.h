@@ -37,6 +37,34 @@
  * Writes are coalesced: frames are built into the link's output buffer and a
  * libuv prepare handle writes them once per loop iteration.
  *
+ * Watches ride on the same link but not in the window: a watch lives until
+ * its final callback, across any number of links. Each has its own state
+ * machine (checked and traced like the link's):
+ *
+ *   PENDING --WATCH sent on a READY link--> CREATING --answer--> ACTIVE
+ *      ^                                      |   |                 |
+ *      +------- link lost (resume) -----------+---|-----------------+
+ *   CREATING --canceled before the answer--> ORPHAN (the answer, when it
+ *      comes, is only used to send WATCH_CANCEL; freed then or with the link)
+ *   PENDING/CREATING/ACTIVE --cancel, close, final error--> DONE
+ *
+ * Control frames of watches (WATCH, WATCH_CANCEL, WATCH_PROGRESS) carry ids
+ * with CLIENT_WATCH_ID_BIT set, so their answers never touch the window: a
+ * WATCH's id is the bit plus the watch's serial (one WATCH per watch per
+ * link at most), the others' the bare bit (their answers are not needed).
+ * EVENTS frames are routed by the store's watch id (per link).
+ *
+ * Resuming: a watch remembers the first revision it has not fully delivered
+ * (next_rev) and, for a revision split over several frames, how many of its
+ * events it delivered. On a new link the WATCH asks for next_rev and the
+ * events of that revision already delivered are skipped, so the caller sees
+ * neither a gap nor a duplicate. A watch that never got its first answer
+ * fails after request_timeout_ms like a request; once created it is resumed
+ * for as long as it takes. Watches need the link (a lost link is retried
+ * while one lives) but keep no loop alive: the watch timer is unreferenced.
+ * An idle link with watches is never taken for a hung one; only a WATCH or
+ * WATCH_PROGRESS that stays unanswered for request_timeout_ms drops it.
+ *
  * Threads: everything runs on the client's loop thread.
  */
 #ifndef CAIRN_CLIENT_H
@@ -56,6 +84,7 @@
 #define CLIENT_REQUEST_TIMEOUT_MS 10000u
 #define CLIENT_BACKOFF_MIN_MS 50u
 #define CLIENT_BACKOFF_MAX_MS 500u
+#define CLIENT_WATCH_ID_BIT (UINT64_C(1) << 63)
 
 enum link_state {
 	LINK_IDLE = 0,
@@ -120,6 +149,63 @@ struct conn {
 	uint64_t rx_frames; /* frames received so far */
 };
 
+enum watch_state {
+	WATCH_PENDING = 0,
+	WATCH_CREATING,
+	WATCH_ACTIVE,
+	WATCH_ORPHAN,
+	WATCH_DONE,
+	WATCH_NSTATES
+};
+
+/* One cairn_watch_start() until its final callback (and, as an ORPHAN, until
+ * the store forgot it too). */
+struct cairn_watch {
+	struct cairn_client *c;
+	struct cairn_watch *prev; /* the client's list of watches not DONE */
+	struct cairn_watch *next;
+	enum watch_state state;
+	uint64_t serial;   /* request id of its WATCH: CLIENT_WATCH_ID_BIT | serial */
+	uint64_t wid;      /* the store's id, on link generation 'gen' */
+	uint64_t gen;      /* link generation of the last WATCH sent */
+	uint64_t sent_at;  /* loop time of the last WATCH sent */
+	uint64_t rx_mark;  /* the link's rx_frames then */
+	uint64_t started;  /* loop time of cairn_watch_start() */
+	uint64_t deadline; /* until the first answer: when to give up; then 0 */
+	int last_err;      /* the last retryable failure before the first answer */
+	int64_t next_rev;  /* first revision not fully delivered; 0: "now" */
+	int64_t part_rev;  /* a revision split over frames, partly delivered */
+	uint64_t part_done; /* ... its events delivered to the callback */
+	uint64_t part_seen; /* ... its events received on the current link */
+	unsigned in_cb;     /* inside its callback: freeing waits */
+	bool final_pending; /* DONE inside its callback: the final call waits */
+	int err;            /* the final callback's */
+	int64_t compact_rev;
+	char errmsg[256];
+	cairn_watch_cb cb;
+	void *arg;
+	bool prev_kv;
+	bool no_put;
+	bool no_delete;
+	bool progress_notify;
+	size_t key_len;
+	size_t end_len;
+	uint8_t bytes[]; /* key then end */
+};
+
+/* Watches by a 64-bit key (the store's wid, or the serial of a pending
+ * WATCH): open addressing with linear probing; w NULL marks a free slot. */
+struct watch_slot {
+	uint64_t key;
+	struct cairn_watch *w;
+};
+
+struct watch_table {
+	struct watch_slot *slot;
+	size_t cap; /* a power of two, or 0 */
+	size_t count;
+};
+
 struct cairn_client {
 	uv_loop_t *loop;
 	uv_loop_t own_loop; /* the sync client's private loop */
@@ -149,6 +235,19 @@ struct cairn_client {
 	uint64_t ack;
 	bool ack_dirty;
 	struct req_window win;
+	/* watches */
+	struct cairn_watch *watches; /* not DONE, in start order */
+	struct cairn_watch *watches_tail;
+	struct watch_table by_wid; /* ACTIVE on the current link */
+	struct watch_table by_req; /* CREATING and ORPHAN on the current link */
+	unsigned n_live;           /* PENDING, CREATING and ACTIVE ones */
+	uint64_t next_serial;
+	uv_timer_t watch_timer;    /* first answers' deadlines, hung links */
+	struct result_arena *scratch; /* decoded EVENTS frames */
+	bool progress_wanted;      /* a WATCH_PROGRESS waits for the link */
+	uint64_t progress_gen;     /* link generation of the last one sent */
+	uint64_t progress_sent_at; /* ... when; 0 once anything came back */
+	uint64_t progress_rx_mark;
 	char errmsg[512];
 };
 

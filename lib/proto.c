@@ -189,6 +189,14 @@ static bool read_field(struct mp_dec *d, struct proto_req *req, const char *k,
 		return mp_dec_uint(d, "ack", &req->ack);
 	if (MP_KEY_IS(k, klen, "ver"))
 		return mp_dec_uint(d, "ver", &req->version);
+	if (MP_KEY_IS(k, klen, "wid"))
+		return mp_dec_uint(d, "wid", &req->watch_id);
+	if (MP_KEY_IS(k, klen, "np"))
+		return mp_dec_bool(d, "np", &req->no_put);
+	if (MP_KEY_IS(k, klen, "nd"))
+		return mp_dec_bool(d, "nd", &req->no_delete);
+	if (MP_KEY_IS(k, klen, "pn"))
+		return mp_dec_bool(d, "pn", &req->progress_notify);
 	if (MP_KEY_IS(k, klen, "mid"))
 		return mp_dec_uint(d, "mid", &req->member);
 	if (MP_KEY_IS(k, klen, "cli"))

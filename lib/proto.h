@@ -20,6 +20,7 @@
  *   s   array of op maps (success branch: op + the fields above, no id)
  *   f   array of op maps (failure branch)
  *   ver uint  protocol version (HELLO)
+ *   wid uint  watch id            np, nd, pn bool  watch filters and progress
  *   mid uint, cli str, name str  a member's attributes (PUBLISH: members
  *             only, proposed by a new leader for itself; clients are refused)
  *
@@ -36,6 +37,26 @@
  *   ms  array of members {id, peer, cli, voter, ldr}
  *   ver uint, mid uint, name str  (HELLO)
  * A kv is an array [key bin, value bin|nil, create_rev, mod_rev, version, lease].
+ *
+ * Watches. WATCH {id, op, k, e, rev: first revision wanted (0 = the next one),
+ * pkv, np: no puts, nd: no deletes, pn: periodic progress notifications} is
+ * answered {id, op, h, wid: watch id (per connection), rev: the first revision
+ * it will deliver}; a rev at or below the compact revision is refused with
+ * CAIRN_ECOMPACTED and crev. Events then come in EVENTS frames (id 0):
+ *   {op, wid, h, ev: [[type 0 put | 1 delete, kv, prev kv|nil], ...],
+ *    more: true when more frames of the same revision follow}
+ * every event of a revision in one frame unless it would pass the frame
+ * limit, revisions in order, none twice, none skipped. A progress
+ * notification is an EVENTS frame {op, wid, h, prog: true}: the watch has
+ * delivered everything up to h.r. A watch the store ends is an EVENTS frame
+ * {op, wid, h, cancel: true, err, msg[, crev]}. WATCH_CANCEL {id, op, wid}
+ * ends one watch (answered {id, op, h}); WATCH_PROGRESS {id, op} is answered
+ * {id, op, h} and makes every caught-up watch of the connection send a
+ * progress notification. A deleted kv is [key, nil, 0, delete revision, 0, 0].
+ *
+ * COMPACT {id, op, rev, cid, seq, ack} discards the history below rev (a write,
+ * through the log); answered {id, op, h}, or CAIRN_ECOMPACTED (rev at or below
+ * the compact revision, with crev) or CAIRN_EFUTUREREV.
  *
  * Limits: a request frame is at most PROTO_REQ_FRAME_MAX bytes; an answer at
  * most PROTO_RESP_FRAME_MAX. A transaction has at most PROTO_MAX_TXN_OPS
@@ -66,7 +87,12 @@
 	X(TXN, 4, true)                                                      \
 	X(STATUS, 5, false)                                                  \
 	X(MEMBERS, 6, false)                                                 \
-	X(PUBLISH, 7, true)
+	X(PUBLISH, 7, true)                                                  \
+	X(WATCH, 8, false)                                                   \
+	X(WATCH_CANCEL, 9, false)                                            \
+	X(WATCH_PROGRESS, 10, false)                                         \
+	X(EVENTS, 11, false)                                                 \
+	X(COMPACT, 12, true)
 
 enum proto_op {
 #define PROTO__OP_ENUM(name, code, w) PROTO_OP_##name = code,
@@ -115,6 +141,10 @@ struct proto_req {
 	uint64_t seq;
 	uint64_t ack;
 	uint64_t version;
+	uint64_t watch_id;
+	bool no_put;
+	bool no_delete;
+	bool progress_notify;
 	uint64_t member;
 	const uint8_t *addr;
 	uint32_t addr_len;

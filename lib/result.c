@@ -8,6 +8,10 @@
  * left, so a hostile count cannot ask for more memory than a small multiple of
  * the frame. Any malformed field stops the walk with CAIRN_EPROTO and a message
  * naming the field; the box is then released whole.
+ *
+ * EVENTS frames go through the same field readers into a box that is never
+ * handed out (struct result_arena): each frame first empties it, keeping its
+ * largest chunk, so a steady stream of events allocates nothing.
  */
 #include "result.h"
 
@@ -454,6 +458,10 @@ static int env_field(struct dec *d, struct result_env *env, const char *k,
 		ok = mp_dec_uint(&d->m, "mid", &env->member);
 	} else if (MP_KEY_IS(k, klen, "ver")) {
 		ok = mp_dec_uint(&d->m, "ver", &env->version);
+	} else if (MP_KEY_IS(k, klen, "wid")) {
+		ok = mp_dec_uint(&d->m, "wid", &env->watch_id);
+	} else if (MP_KEY_IS(k, klen, "rev")) {
+		ok = mp_dec_int(&d->m, "rev", &env->revision);
 	} else {
 		return 0;
 	}
@@ -493,6 +501,8 @@ static bool body_field(struct dec *d, struct cairn_result *res, const char *k,
 		return get_status(d, &res->status);
 	if (MP_KEY_IS(k, klen, "ms"))
 		return get_members(d, res);
+	if (MP_KEY_IS(k, klen, "crev"))
+		return mp_dec_int(&d->m, "crev", &res->compact_revision);
 	return skip_field(d, "map");
 }
 
@@ -597,4 +607,235 @@ void result_set_type(struct cairn_result *res, int type)
 {
 	if (!box_of(res)->is_static)
 		res->type = type;
+}
+
+/* ---- EVENTS frames ------------------------------------------------------- */
+
+/* [type, kv, prev kv|nil]: at least a fixarray, a fixint, a kv and a nil. */
+#define EVENT_MIN_BYTES (KV_MIN_BYTES + 3u)
+/* A chunk kept across frames at most this big; bigger ones are released. */
+#define ARENA_KEEP_MAX (4u * CHUNK_MAX)
+
+struct result_arena {
+	struct box box;
+};
+
+struct result_arena *result_arena_new(void)
+{
+	struct result_arena *a = calloc(1, sizeof *a);
+
+	if (a != NULL)
+		a->box.next_cap = CHUNK_MIN;
+	return a;
+}
+
+static void free_chunks(struct chunk *ch)
+{
+	struct chunk *next;
+
+	for (; ch != NULL; ch = next) {
+		next = ch->next;
+		free(ch);
+	}
+}
+
+void result_arena_free(struct result_arena *a)
+{
+	if (a == NULL)
+		return;
+	free_chunks(a->box.chunks);
+	free(a);
+}
+
+/* Empties the arena, keeping its largest chunk (unless huge) for reuse. */
+static void arena_reset(struct box *b)
+{
+	struct chunk *keep = NULL;
+	struct chunk **pp;
+	struct chunk *ch;
+
+	for (ch = b->chunks; ch != NULL; ch = ch->next)
+		if (ch->cap <= ARENA_KEEP_MAX && (keep == NULL || ch->cap > keep->cap))
+			keep = ch;
+	for (pp = &b->chunks; *pp != NULL;) {
+		ch = *pp;
+		if (ch == keep) {
+			pp = &ch->next;
+			continue;
+		}
+		*pp = ch->next;
+		free(ch);
+	}
+	if (keep != NULL)
+		keep->used = 0;
+}
+
+/* [type, kv, prev|nil, ...more]. */
+static bool get_event(struct dec *d, struct cairn_event *e)
+{
+	uint64_t type;
+	uint32_t n;
+
+	if (!mp_read_array(&d->m.r, &n) || n < 3)
+		return mp_dec_fail(&d->m, CAIRN_EPROTO,
+		                   "event: expected an array of at least 3");
+	if (!mp_dec_uint(&d->m, "event type", &type))
+		return false;
+	if (type != CAIRN_EVENT_PUT && type != CAIRN_EVENT_DELETE)
+		return mp_dec_fail(&d->m, CAIRN_EPROTO,
+		                   "event: unknown type %llu",
+		                   (unsigned long long)type);
+	e->type = (int)type;
+	if (!get_kv(d, &e->kv))
+		return false;
+	if (mp_peek(&d->m.r) == MP_NIL) {
+		mp_read_nil(&d->m.r);
+	} else {
+		if (!get_kv(d, &e->prev_kv))
+			return false;
+		e->has_prev_kv = true;
+	}
+	for (n -= 3; n > 0; n--)
+		if (!mp_skip(&d->m.r))
+			return mp_dec_fail(&d->m, CAIRN_EPROTO,
+			                   "event: malformed");
+	return true;
+}
+
+/* "ev": the events of one revision, which becomes ev->revision. */
+static bool get_events(struct dec *d, struct result_events *ev)
+{
+	uint32_t n;
+	uint32_t i;
+
+	if (!mp_read_array(&d->m.r, &n))
+		return mp_dec_fail(&d->m, CAIRN_EPROTO,
+		                   "answer field 'ev': expected an array");
+	if ((size_t)n * EVENT_MIN_BYTES > mp_left(&d->m.r))
+		return mp_dec_fail(&d->m, CAIRN_EPROTO,
+		                   "answer field 'ev': %u events cannot fit in "
+		                   "the frame",
+		                   n);
+	ev->events = arena_array(d->box, n, sizeof *ev->events);
+	if (n > 0 && ev->events == NULL)
+		return nomem(d);
+	ev->n_events = n;
+	for (i = 0; i < n; i++) {
+		if (!get_event(d, &ev->events[i]))
+			return false;
+		if (i > 0 && ev->events[i].kv.mod_revision != ev->revision)
+			return mp_dec_fail(&d->m, CAIRN_EPROTO,
+			                   "answer field 'ev': events of "
+			                   "revisions %lld and %lld in one frame",
+			                   (long long)ev->revision,
+			                   (long long)ev->events[i].kv.mod_revision);
+		ev->revision = ev->events[i].kv.mod_revision;
+	}
+	return true;
+}
+
+static bool events_field(struct dec *d, struct result_events *ev,
+                         const char *k, uint32_t klen)
+{
+	uint64_t u;
+
+	if (MP_KEY_IS(k, klen, "wid")) {
+		ev->has_watch_id = mp_dec_uint(&d->m, "wid", &ev->watch_id);
+		return ev->has_watch_id;
+	}
+	if (MP_KEY_IS(k, klen, "h"))
+		return get_header(d, &ev->header);
+	if (MP_KEY_IS(k, klen, "ev"))
+		return get_events(d, ev);
+	if (MP_KEY_IS(k, klen, "more"))
+		return mp_dec_bool(&d->m, "more", &ev->more);
+	if (MP_KEY_IS(k, klen, "prog"))
+		return mp_dec_bool(&d->m, "prog", &ev->progress);
+	if (MP_KEY_IS(k, klen, "cancel"))
+		return mp_dec_bool(&d->m, "cancel", &ev->cancel);
+	if (MP_KEY_IS(k, klen, "msg"))
+		return get_str(d, "msg", &ev->msg);
+	if (MP_KEY_IS(k, klen, "crev"))
+		return mp_dec_int(&d->m, "crev", &ev->compact_revision);
+	if (MP_KEY_IS(k, klen, "err")) {
+		if (!mp_dec_uint(&d->m, "err", &u))
+			return false;
+		ev->err = u > CAIRN_ERROR_MAX ? CAIRN_ERROR_MAX : (int)u;
+		return true;
+	}
+	return skip_field(d, "events"); /* id, op and what is new */
+}
+
+/* What a frame says must be one thing; an ended watch always has a reason. */
+static bool events_check(struct dec *d, struct result_events *ev)
+{
+	if (!ev->has_watch_id)
+		return mp_dec_fail(&d->m, CAIRN_EPROTO,
+		                   "events: no watch id ('wid')");
+	if ((ev->n_events > 0) + ev->progress + ev->cancel > 1)
+		return mp_dec_fail(&d->m, CAIRN_EPROTO,
+		                   "events: a frame with more than one of "
+		                   "events, progress and cancel");
+	if (ev->cancel && ev->err == 0)
+		ev->err = CAIRN_EINTERNAL;
+	if (ev->n_events > 0 && ev->revision <= 0)
+		return mp_dec_fail(&d->m, CAIRN_EPROTO,
+		                   "events: revision %lld",
+		                   (long long)ev->revision);
+	return true;
+}
+
+int result_decode_events(const uint8_t *payload, size_t len,
+                         struct result_arena *a, struct result_events *ev,
+                         char *errbuf, size_t errlen)
+{
+	struct dec d;
+	const char *k;
+	uint32_t klen;
+	uint32_t n;
+	bool ok;
+
+	memset(ev, 0, sizeof *ev);
+	arena_reset(&a->box);
+	mp_dec_init(&d.m, payload, len, "answer field", errbuf, errlen);
+	d.box = &a->box;
+	ok = mp_read_map(&d.m.r, &n) ||
+	     mp_dec_fail(&d.m, CAIRN_EPROTO, "events: expected a map");
+	while (ok && n-- > 0) {
+		ok = get_key(&d, "events", &k, &klen);
+		if (ok && mp_peek(&d.m.r) == MP_NIL)
+			ok = mp_read_nil(&d.m.r);
+		else if (ok)
+			ok = events_field(&d, ev, k, klen);
+	}
+	if (ok && mp_left(&d.m.r) != 0)
+		ok = mp_dec_fail(&d.m, CAIRN_EPROTO,
+		                 "events: %zu trailing bytes", mp_left(&d.m.r));
+	if (ok)
+		ok = events_check(&d, ev);
+	return ok ? 0 : d.m.err;
+}
+
+unsigned result_peek_op(const uint8_t *payload, size_t len)
+{
+	struct mp_reader r;
+	const char *k;
+	uint32_t klen;
+	uint32_t n;
+	uint64_t op;
+
+	mp_reader_init(&r, payload, len);
+	if (!mp_read_map(&r, &n))
+		return PROTO_OP_MAX;
+	while (n-- > 0) {
+		if (!mp_read_str(&r, &k, &klen))
+			return PROTO_OP_MAX;
+		if (MP_KEY_IS(k, klen, "op"))
+			return mp_read_uint(&r, &op) && op < PROTO_OP_MAX
+			           ? (unsigned)op
+			           : PROTO_OP_MAX;
+		if (!mp_skip(&r))
+			return PROTO_OP_MAX;
+	}
+	return PROTO_OP_MAX;
 }

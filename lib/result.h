@@ -15,6 +15,11 @@
  * Results made by the client itself (timeouts, cancellation) come from
  * result_error(); when even that allocation fails it hands out a static
  * CAIRN_ENOMEM result that cairn_result_free() knows not to free.
+ *
+ * EVENTS frames (a watch's stream) are not answers: result_peek_op() tells
+ * them apart, and result_decode_events() decodes one into a reusable arena
+ * (struct result_arena) that the next frame overwrites, since the events are
+ * only lent to the watch's callback.
  */
 #ifndef CAIRN_RESULT_H
 #define CAIRN_RESULT_H
@@ -39,6 +44,8 @@ struct result_env {
 	const char
 	    *leader_addr; /* "la": the leader's client address, or NULL */
 	uint32_t leader_addr_len;
+	uint64_t watch_id; /* "wid" (WATCH) */
+	int64_t revision;  /* "rev" (WATCH: the first revision it delivers) */
 };
 
 /*
@@ -57,5 +64,45 @@ struct cairn_result *result_error(int type, int err, const char *fmt, ...)
 
 /* Sets the op type of a result that has none (no-op on the static one). */
 void result_set_type(struct cairn_result *res, int type);
+
+/* The "op" of a payload's top-level map without decoding the rest (it is
+ * the first or second key in practice); PROTO_OP_MAX when there is none or
+ * the map is malformed before it. */
+unsigned result_peek_op(const uint8_t *payload, size_t len);
+
+/* Scratch memory for EVENTS frames: each decode reuses (and overwrites) it. */
+struct result_arena;
+struct result_arena *result_arena_new(void);
+void result_arena_free(struct result_arena *a);
+
+/*
+ * One EVENTS frame. Exactly one of: events (n_events > 0, every event of
+ * revision 'revision'), progress (everything up to header.revision was
+ * delivered), cancel (the store ended the watch: err, msg, compact_revision),
+ * or nothing at all (an empty frame, to be ignored). Pointers live in the
+ * arena until its next decode.
+ */
+struct result_events {
+	uint64_t watch_id;
+	bool has_watch_id;
+	struct cairn_header header;
+	struct cairn_event *events;
+	size_t n_events;
+	int64_t revision; /* the events' revision (their kv's mod_revision) */
+	bool more;        /* more frames of this revision follow */
+	bool progress;
+	bool cancel;
+	int err;
+	const char *msg; /* NUL-terminated; NULL when absent */
+	int64_t compact_revision;
+};
+
+/* Decodes an EVENTS payload into *ev, its bytes copied into a (after
+ * discarding what the previous frame left there). Returns 0, CAIRN_EPROTO
+ * (message in errbuf; ev->has_watch_id says whether the watch is known) or
+ * CAIRN_ENOMEM. */
+int result_decode_events(const uint8_t *payload, size_t len,
+                         struct result_arena *a, struct result_events *ev,
+                         char *errbuf, size_t errlen);
 
 #endif

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "cairn.h"
+#include "compactor.h"
 #include "log.h"
 
 enum { OPT_BOOL = 0, OPT_ARG = 1 };
@@ -145,6 +146,90 @@ static int set_snapshot(struct config *cfg, const char *v, char *err, size_t len
 	              v, err, len);
 }
 
+static int set_quota(struct config *cfg, const char *v, char *err, size_t len)
+{
+	unsigned long long n;
+
+	if (parse_uint(v, UINT64_MAX, &n) != 0) {
+		snprintf(err, len, "--quota-bytes: '%s' is not a number of bytes", v);
+		return -1;
+	}
+	cfg->quota_bytes = n;
+	return 0;
+}
+
+static int set_progress(struct config *cfg, const char *v, char *err,
+                        size_t len)
+{
+	return set_ms(&cfg->watch_progress_ms, "--watch-progress-interval", 10,
+	              86400000, v, err, len);
+}
+
+static int set_compaction_mode(struct config *cfg, const char *v, char *err,
+                               size_t len)
+{
+	if (strcmp(v, "periodic") == 0)
+		cfg->compaction_mode = COMPACT_PERIODIC;
+	else if (strcmp(v, "revision") == 0)
+		cfg->compaction_mode = COMPACT_REVISION;
+	else {
+		snprintf(err, len,
+		         "--auto-compaction-mode: '%s' is not periodic or revision", v);
+		return -1;
+	}
+	return 0;
+}
+
+/* Kept as text until all settings are read: its meaning depends on the mode. */
+static int set_retention(struct config *cfg, const char *v, char *err,
+                         size_t len)
+{
+	return copy_str(cfg->retention_text, sizeof cfg->retention_text, v,
+	                "--auto-compaction-retention", err, len);
+}
+
+/* "0", "90s", "5m", "1h" (periodic) or a number of revisions (revision). */
+static int parse_retention(struct config *cfg, char *err, size_t len)
+{
+	const char *v = cfg->retention_text;
+	unsigned long long n;
+	char digits[24];
+	size_t k = strspn(v, "0123456789");
+	unsigned long long unit = 0;
+
+	if (k == 0 || k >= sizeof digits)
+		goto bad;
+	memcpy(digits, v, k);
+	digits[k] = '\0';
+	if (parse_uint(digits, UINT64_MAX / 3600000, &n) != 0)
+		goto bad;
+	if (cfg->compaction_mode == COMPACT_REVISION) {
+		if (v[k] != '\0')
+			goto bad;
+		cfg->compaction_retention = n;
+		return 0;
+	}
+	if (strcmp(v + k, "s") == 0)
+		unit = 1000;
+	else if (strcmp(v + k, "m") == 0)
+		unit = 60000;
+	else if (strcmp(v + k, "h") == 0)
+		unit = 3600000;
+	else if (v[k] == '\0' && n == 0)
+		unit = 1;
+	else
+		goto bad;
+	cfg->compaction_retention = n * unit;
+	return 0;
+bad:
+	snprintf(err, len,
+	         "--auto-compaction-retention: '%s' is not %s", v,
+	         cfg->compaction_mode == COMPACT_REVISION
+	             ? "a number of revisions"
+	             : "a duration such as 90s, 5m or 1h (or 0 for off)");
+	return -1;
+}
+
 static int set_log_level(struct config *cfg, const char *v, char *err,
                          size_t len)
 {
@@ -169,6 +254,10 @@ static const struct setting settings[] = {
 	{"election-timeout", OPT_ARG, "MS", "Raft election timeout (default 400)", set_election},
 	{"heartbeat-interval", OPT_ARG, "MS", "Raft heartbeat interval (default 40)", set_heartbeat},
 	{"snapshot-count", OPT_ARG, "N", "applied entries between snapshots (default 16384)", set_snapshot},
+	{"quota-bytes", OPT_ARG, "N", "refuse writes that add data once the keyspace holds N bytes; 0 for no quota (default 2147483648)", set_quota},
+	{"watch-progress-interval", OPT_ARG, "MS", "how often idle watches that asked for it hear the current revision (default 10000)", set_progress},
+	{"auto-compaction-mode", OPT_ARG, "MODE", "periodic (keep a duration of history) or revision (keep a number of revisions) (default periodic)", set_compaction_mode},
+	{"auto-compaction-retention", OPT_ARG, "N", "history to keep: a duration such as 5m or 1h in periodic mode, a number of revisions in revision mode; 0 turns automatic compaction off (default 5m)", set_retention},
 	{"log-level", OPT_ARG, "LEVEL", "error, warn, info or debug (default info)", set_log_level},
 };
 #define N_SETTINGS (sizeof settings / sizeof settings[0])
@@ -314,6 +403,9 @@ static void defaults(struct config *cfg)
 	cfg->election_timeout_ms = 400;
 	cfg->heartbeat_ms = 40;
 	cfg->snapshot_threshold = 16384;
+	cfg->quota_bytes = 2ull << 30;
+	strcpy(cfg->retention_text, "5m");
+	cfg->watch_progress_ms = 10000;
 	cfg->log_level = LOG_INFO;
 }
 
@@ -358,7 +450,7 @@ static int finish(struct config *cfg, char *err, size_t len)
 		return -1;
 	}
 	cfg->snapshot_trailing = cfg->snapshot_threshold / 2;
-	return 0;
+	return parse_retention(cfg, err, len);
 }
 
 static const char *find_config_flag(int argc, char **argv)

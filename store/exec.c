@@ -65,20 +65,36 @@ static void answer_top(struct answer *a, struct mp_writer *w,
 	exec_put_header(field(a, "h"), h, rev);
 }
 
+static void error_open(struct answer *a, struct mp_writer *w, uint64_t id,
+                       unsigned op, int code, const char *msg)
+{
+	answer_open(a, w);
+	mp_put_uint(field(a, "id"), id);
+	mp_put_uint(field(a, "op"), op);
+	mp_put_uint(field(a, "err"), (uint64_t)code);
+	mp_put_str(field(a, "msg"), msg, strlen(msg));
+}
+
 void exec_error(struct mp_writer *w, uint64_t id, unsigned op, int code,
                 const char *msg, uint64_t leader, const char *leader_addr)
 {
 	struct answer a;
 
-	answer_open(&a, w);
-	mp_put_uint(field(&a, "id"), id);
-	mp_put_uint(field(&a, "op"), op);
-	mp_put_uint(field(&a, "err"), (uint64_t)code);
-	mp_put_str(field(&a, "msg"), msg, strlen(msg));
+	error_open(&a, w, id, op, code, msg);
 	if (leader != 0)
 		mp_put_uint(field(&a, "ldr"), leader);
 	if (leader_addr != NULL)
 		mp_put_str(field(&a, "la"), leader_addr, strlen(leader_addr));
+	answer_close(&a);
+}
+
+void exec_error_crev(struct mp_writer *w, uint64_t id, unsigned op, int code,
+                     const char *msg, int64_t crev)
+{
+	struct answer a;
+
+	error_open(&a, w, id, op, code, msg);
+	mp_put_int(field(&a, "crev"), crev);
 	answer_close(&a);
 }
 
@@ -155,7 +171,7 @@ void exec_read(struct mvcc *m, const struct proto_req *req,
 	int rv = range_check(m, req, msg, sizeof msg);
 
 	if (rv != 0) {
-		exec_error(w, req->id, req->op, rv, msg, 0, NULL);
+		exec_error_crev(w, req->id, req->op, rv, msg, mvcc_compact_rev(m));
 		return;
 	}
 	answer_top(&a, w, req, h, mvcc_rev(m));
@@ -341,6 +357,34 @@ static bool txn_succeeds(struct mvcc *m, const struct proto_req *req)
 	return true;
 }
 
+/* Compaction changes no key and so moves no revision. */
+static int compact(struct mvcc *m, const struct proto_req *req,
+                   const struct exec_hdr *h, struct mp_writer *w)
+{
+	struct answer a;
+	char msg[160];
+	int rv = mvcc_compact(m, req->revision);
+
+	if (rv != 0) {
+		snprintf(msg, sizeof msg,
+		         rv == CAIRN_ECOMPACTED
+		             ? "revision %lld is at or below the compact revision %lld"
+		             : "revision %lld is in the future (current revision %lld)",
+		         (long long)req->revision,
+		         (long long)(rv == CAIRN_ECOMPACTED ? mvcc_compact_rev(m)
+		                                            : mvcc_rev(m)));
+		if (w != NULL)
+			exec_error_crev(w, req->id, req->op, rv, msg,
+			                mvcc_compact_rev(m));
+		return rv;
+	}
+	if (w != NULL) {
+		answer_top(&a, w, req, h, mvcc_rev(m));
+		answer_close(&a);
+	}
+	return 0;
+}
+
 /*
  * The answer's header revision is known only after the write group ends, but
  * the header goes first; the fields are built in a scratch buffer and appended
@@ -361,6 +405,8 @@ int exec_write(struct mvcc *m, const struct proto_req *req,
 	int64_t rev;
 	int rv;
 
+	if (req->op == PROTO_OP_COMPACT)
+		return compact(m, req, h, w);
 	if (req->op == PROTO_OP_TXN) {
 		ok = txn_succeeds(m, req);
 		ops = ok ? req->succ : req->fail;

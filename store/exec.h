@@ -49,6 +49,10 @@ void exec_duplicate(const struct proto_req *req, const struct exec_hdr *h,
 void exec_error(struct mp_writer *w, uint64_t id, unsigned op, int code,
                 const char *msg, uint64_t leader, const char *leader_addr);
 
+/* An error answer that also says the compact revision (CAIRN_ECOMPACTED). */
+void exec_error_crev(struct mp_writer *w, uint64_t id, unsigned op, int code,
+                     const char *msg, int64_t crev);
+
 /* A write that cannot be applied for lack of memory would leave this member
  * different from the others: log and exit (the log replays on restart). */
 void exec_out_of_memory(void) __attribute__((noreturn));

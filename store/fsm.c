@@ -99,6 +99,19 @@ int fsm_encode_publish(struct buf *b, uint64_t id, const char *client,
 	return w.err;
 }
 
+int fsm_encode_compact(struct buf *b, int64_t rev)
+{
+	struct mp_writer w;
+
+	mp_writer_init(&w, b);
+	mp_put_map(&w, 2);
+	mp_put_key(&w, "op");
+	mp_put_uint(&w, PROTO_OP_COMPACT);
+	mp_put_key(&w, "rev");
+	mp_put_int(&w, rev);
+	return w.err;
+}
+
 static void set_member(struct fsm *f, uint64_t id, const uint8_t *client,
                        uint32_t client_len, const uint8_t *name,
                        uint32_t name_len)

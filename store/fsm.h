@@ -75,6 +75,9 @@ const struct fsm_member *fsm_member(const struct fsm *f, uint64_t id);
 int fsm_encode_publish(struct buf *b, uint64_t id, const char *client,
                        const char *name);
 
+/* Appends to b the request that compacts the history below rev. */
+int fsm_encode_compact(struct buf *b, int64_t rev);
+
 /* The header of answers made now. */
 struct exec_hdr fsm_header(const struct fsm *f);
 

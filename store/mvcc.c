@@ -25,6 +25,21 @@
  * key absent, just as one that finds the tombstone. A key left with no
  * versions is unlinked. This is one pass over the keyspace.
  *
+ * The change history (for watches) is a log in (rev, sub) order of small
+ * entries {node, rev, sub}, one per version ever appended, so a put costs one
+ * more store into an array that doubles when full. The versions stay in their
+ * nodes: a walk binary-searches the version an entry names in its node, and
+ * the change's previous pair is simply the version before it. Why entries
+ * never dangle: compaction at C drops only versions with mod_rev <= C and
+ * frees only nodes left with none, while the history drops every entry with
+ * rev <= C; so each entry left names a kept version of a linked node. Its
+ * previous version is kept too unless it is older than the one a read at C
+ * sees, i.e. only when the entry itself is at or below C. The history lives
+ * in hist[hist_start, hist_end): compaction advances hist_start and moves the
+ * rest down only once the dropped prefix outgrows it, so trimming costs O(1)
+ * amortized per entry. mvcc_load() rebuilds it from the versions (see
+ * load_history()).
+ *
  * Failure modes: CAIRN_ENOMEM on allocation failure (also for a key or value
  * of 4 GiB or more, which the 32-bit lengths cannot hold); CAIRN_ECOMPACTED
  * and CAIRN_EFUTUREREV for reads and compactions outside the kept history;
@@ -59,6 +74,14 @@ struct ver {
 	uint32_t sub;
 };
 
+/* One entry of the change history: the version (rev, sub) of node n. 24 bytes
+ * on 64-bit hosts, 16 on 32-bit ones. */
+struct hent {
+	struct node *n;
+	int64_t rev;
+	uint32_t sub;
+};
+
 struct node {
 	struct ver *vers; /* oldest first; never empty while linked */
 	uint32_t nver;
@@ -80,11 +103,19 @@ struct mvcc {
 	uint64_t nodes; /* keys with kept versions, live or not */
 	uint64_t live;  /* keys live at the newest revision */
 	uint64_t size;  /* see mvcc_size_bytes() */
+	struct hent *hist; /* the history: entries [hist_start, hist_end) */
+	size_t hist_start; /* entries before it were compacted away */
+	size_t hist_end;
+	size_t hist_cap; /* at least HIST_MIN: the array is never NULL */
 };
 
 /* The size_bytes estimate of what a key and a version cost besides bytes. */
 #define NODE_OVERHEAD (sizeof(struct node) + sizeof(struct node *))
 #define VER_OVERHEAD sizeof(struct ver)
+#define HENT_OVERHEAD sizeof(struct hent)
+/* The history's smallest room, allocated with the store, so that growing it
+ * later is a realloc() that never changes the count of blocks held. */
+#define HIST_MIN 16
 
 /* What a key argument pair selects, decoded once from etcd's rules. */
 enum span_kind { SPAN_EMPTY, SPAN_ONE, SPAN_FROM, SPAN_ALL, SPAN_BELOW };
@@ -304,15 +335,43 @@ static int reserve_ver(struct node *n)
 	return 0;
 }
 
-/* Appends a version at the open group's revision; room was reserved. */
+/* Makes room for k more history entries (doubling, so appends are amortized
+ * O(1)). Only the room changes: on failure nothing does. */
+static int reserve_hist(struct mvcc *m, size_t k)
+{
+	struct hent *hist;
+	size_t cap;
+
+	if (k <= m->hist_cap - m->hist_end)
+		return 0;
+	if (k > SIZE_MAX / sizeof(hist[0]) - m->hist_end)
+		return CAIRN_ENOMEM;
+	cap = m->hist_cap <= SIZE_MAX / sizeof(hist[0]) / 2 ? m->hist_cap * 2 : 0;
+	if (cap < m->hist_end + k)
+		cap = m->hist_end + k;
+	hist = realloc(m->hist, cap * sizeof(hist[0]));
+	if (hist == NULL)
+		return CAIRN_ENOMEM;
+	m->hist = hist;
+	m->hist_cap = cap;
+	return 0;
+}
+
+/* Appends a version at the open group's revision, and its history entry;
+ * room for both was reserved. */
 static struct ver *append_ver(struct mvcc *m, struct node *n)
 {
 	struct ver *v = &n->vers[n->nver++];
+	struct hent *h = &m->hist[m->hist_end++];
 
 	assert(n->nver <= n->cap);
+	assert(m->hist_end <= m->hist_cap);
 	v->mod_rev = m->group_rev;
 	v->sub = m->sub++;
-	m->size += VER_OVERHEAD;
+	h->n = n;
+	h->rev = v->mod_rev;
+	h->sub = v->sub;
+	m->size += VER_OVERHEAD + HENT_OVERHEAD;
 	return v;
 }
 
@@ -360,12 +419,19 @@ int mvcc_create(struct mvcc **out)
 	m->head = node_new(NULL, 0, MAX_LEVEL, 1);
 	if (m->head == NULL)
 		goto err_after_alloc;
+	m->hist = malloc(HIST_MIN * sizeof(m->hist[0]));
+	if (m->hist == NULL)
+		goto err_after_head;
+	m->hist_cap = HIST_MIN;
 	m->level = 1;
 	m->rng = RNG_SEED;
 	m->rev = 1;
 	*out = m;
 	return 0;
 
+err_after_head:
+	free(m->head->vers);
+	free(m->head);
 err_after_alloc:
 	free(m);
 err:
@@ -383,6 +449,7 @@ void mvcc_destroy(struct mvcc *m)
 		next = n->next[0];
 		node_free(m, n);
 	}
+	free(m->hist);
 	free(m->head->vers);
 	free(m->head);
 	free(m);
@@ -485,6 +552,8 @@ int mvcc_put(struct mvcc *m, const uint8_t *key, size_t key_len,
 	assert(m->in_group);
 	if (key_len > UINT32_MAX || value_len >= TOMBSTONE)
 		goto err;
+	if (reserve_hist(m, 1) != 0)
+		goto err; /* only room was added */
 	if (value_len > 0) {
 		copy = malloc(value_len);
 		if (copy == NULL)
@@ -554,17 +623,22 @@ static bool span_has(const struct span *s, const struct node *n)
 	for ((n) = span_first((m), (s)); (n) != NULL && span_has((s), (n));  \
 	     (n) = (n)->next[0])
 
-/* First pass of a delete: room for a tombstone in every live key of s. */
+/* First pass of a delete: room for a tombstone in every live key of s, and
+ * for as many history entries. */
 static int reserve_span(struct mvcc *m, const struct span *s)
 {
 	struct node *n;
+	size_t count = 0;
 
 	SPAN_FOREACH(m, s, n)
 	{
-		if (latest_live(n) != NULL && reserve_ver(n) != 0)
+		if (latest_live(n) == NULL)
+			continue;
+		if (reserve_ver(n) != 0)
 			return CAIRN_ENOMEM;
+		count++;
 	}
-	return 0;
+	return reserve_hist(m, count);
 }
 
 int mvcc_delete_range(struct mvcc *m, const uint8_t *key, size_t key_len,
@@ -663,7 +737,141 @@ bool mvcc_get(struct mvcc *m, const uint8_t *key, size_t key_len, int64_t rev,
 	return true;
 }
 
+/* ---- the change history --------------------------------------------------- */
+
+/* The first history entry with rev >= rev (hist_end if none). */
+static size_t hist_seek(const struct mvcc *m, int64_t rev)
+{
+	size_t lo = m->hist_start;
+	size_t hi = m->hist_end;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (m->hist[mid].rev < rev)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+/* Whether n is in s (anywhere: span_has() only looks past span_first()). */
+static bool span_contains(const struct span *s, const struct node *n)
+{
+	switch (s->kind) {
+	case SPAN_EMPTY:
+		return false;
+	case SPAN_ALL:
+		return true;
+	case SPAN_ONE:
+		return node_cmp(n, s->key, s->key_len) == 0;
+	case SPAN_FROM:
+		return node_cmp(n, s->key, s->key_len) >= 0;
+	default:
+		return node_cmp(n, s->key, s->key_len) >= 0 &&
+		       node_cmp(n, s->end, s->end_len) < 0;
+	}
+}
+
+/* The index of version (rev, sub) of n, which must be kept. */
+static uint32_t find_ver(const struct node *n, int64_t rev, uint32_t sub)
+{
+	uint32_t lo = 0;
+	uint32_t hi = n->nver;
+
+	while (lo < hi) {
+		uint32_t mid = lo + (hi - lo) / 2;
+		const struct ver *v = &n->vers[mid];
+
+		if (v->mod_rev < rev || (v->mod_rev == rev && v->sub < sub))
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	assert(lo < n->nver && n->vers[lo].mod_rev == rev &&
+	       n->vers[lo].sub == sub);
+	return lo;
+}
+
+static void fill_change(const struct hent *h, struct mvcc_change *ch)
+{
+	const struct node *n = h->n;
+	uint32_t i = find_ver(n, h->rev, h->sub);
+	const struct ver *v = &n->vers[i];
+
+	memset(ch, 0, sizeof(*ch));
+	ch->rev = h->rev;
+	ch->sub = h->sub;
+	ch->is_delete = is_tombstone(v);
+	if (ch->is_delete) {
+		ch->kv.key = node_key(n);
+		ch->kv.key_len = n->key_len;
+		ch->kv.mod_rev = h->rev;
+	} else {
+		fill_kv(n, v, &ch->kv);
+	}
+	ch->has_prev = i > 0 && !is_tombstone(&n->vers[i - 1]);
+	if (ch->has_prev)
+		fill_kv(n, &n->vers[i - 1], &ch->prev);
+}
+
+int mvcc_changes(struct mvcc *m, int64_t from, int64_t to, const uint8_t *key,
+                 size_t key_len, const uint8_t *end, size_t end_len,
+                 mvcc_change_cb cb, void *arg)
+{
+	struct mvcc_change ch;
+	struct span s;
+	size_t i;
+
+	assert(!m->in_group);
+	if (from <= m->compact_rev)
+		return CAIRN_ECOMPACTED;
+	if (from > m->rev + 1)
+		return CAIRN_EFUTUREREV;
+	span_init(&s, key, key_len, end, end_len);
+	if (s.kind == SPAN_EMPTY)
+		return 0;
+	/* No entry is above m->rev outside a group: to needs no clamping. */
+	for (i = hist_seek(m, from); i < m->hist_end && m->hist[i].rev <= to;
+	     i++) {
+		if (!span_contains(&s, m->hist[i].n))
+			continue;
+		fill_change(&m->hist[i], &ch);
+		if (!cb(&ch, arg))
+			break;
+	}
+	return 0;
+}
+
 /* ---- compaction ------------------------------------------------------- */
+
+/* Drops the history entries at or below rev. The rest moves down only once
+ * the dropped prefix is longer than it (each entry dropped pays for at most
+ * one moved), then unused room is given back. */
+static void compact_hist(struct mvcc *m, int64_t rev)
+{
+	size_t start = hist_seek(m, rev + 1);
+	size_t left = m->hist_end - start;
+	struct hent *hist;
+	size_t cap;
+
+	m->size -= (start - m->hist_start) * HENT_OVERHEAD;
+	m->hist_start = start;
+	if (start <= left)
+		return;
+	memmove(m->hist, m->hist + start, left * sizeof(m->hist[0]));
+	m->hist_start = 0;
+	m->hist_end = left;
+	if (m->hist_cap / 4 <= left || m->hist_cap <= HIST_MIN)
+		return;
+	cap = left * 2 > HIST_MIN ? left * 2 : HIST_MIN;
+	hist = realloc(m->hist, cap * sizeof(hist[0]));
+	if (hist == NULL)
+		return; /* keeping the larger array is harmless */
+	m->hist = hist;
+	m->hist_cap = cap;
+}
 
 /* Gives back version array room that compaction left unused. */
 static void shrink_vers(struct node *n)
@@ -720,6 +928,7 @@ int mvcc_compact(struct mvcc *m, int64_t rev)
 		unlink_node(m, n, update);
 		node_free(m, n);
 	}
+	compact_hist(m, rev);
 	m->compact_rev = rev;
 	return 0;
 }
@@ -793,6 +1002,7 @@ struct loader {
 	struct mp_reader *r;
 	struct mvcc *m;
 	struct node *tail[MAX_LEVEL]; /* the last node at each level */
+	size_t nhist; /* versions above the compact revision */
 };
 
 static int load_header(struct loader *l, uint32_t *nkeys)
@@ -892,6 +1102,8 @@ static int load_ver(struct loader *l, struct node *n)
 	}
 	n->nver++;
 	l->m->size += VER_OVERHEAD + (is_tombstone(v) ? 0 : v->value_len);
+	if (v->mod_rev > l->m->compact_rev)
+		l->nhist++;
 	return 0;
 }
 
@@ -939,6 +1151,93 @@ static int load_key(struct loader *l)
 	return 0;
 }
 
+/* Counts the versions above base per revision: slot[rev - base - 1]. */
+static void count_revs(const struct mvcc *m, int64_t base, size_t *slot)
+{
+	const struct node *n;
+	uint32_t i;
+
+	for (n = m->head->next[0]; n != NULL; n = n->next[0])
+		for (i = 0; i < n->nver; i++)
+			if (n->vers[i].mod_rev > base)
+				slot[n->vers[i].mod_rev - base - 1]++;
+}
+
+/* Puts each version above base into its history slot: slot[r] + sub. */
+static int place_revs(struct mvcc *m, int64_t base, const size_t *slot)
+{
+	struct node *n;
+	uint32_t i;
+
+	for (n = m->head->next[0]; n != NULL; n = n->next[0]) {
+		for (i = 0; i < n->nver; i++) {
+			const struct ver *v = &n->vers[i];
+			size_t r = (size_t)(v->mod_rev - base - 1);
+			struct hent *h;
+
+			if (v->mod_rev <= base)
+				continue;
+			if (v->sub >= slot[r + 1] - slot[r])
+				return CAIRN_EPROTO; /* a sub skipped */
+			h = &m->hist[slot[r] + v->sub];
+			if (h->n != NULL)
+				return CAIRN_EPROTO; /* a sub twice */
+			h->n = n;
+			h->rev = v->mod_rev;
+			h->sub = v->sub;
+		}
+	}
+	return 0;
+}
+
+/*
+ * Rebuilds the history from the loaded versions in O(versions), no sort.
+ * Every change above the compact revision is kept, so each revision in
+ * (base, rev] (base: the compact revision, or 1, which holds no change) is a
+ * run of changes with subs 0, 1, ..., k-1 in the dump. Counting them per
+ * revision gives each its slot; a dump that does not have that shape (a
+ * revision without changes, a sub skipped or given twice) is refused.
+ */
+static int load_history(struct loader *l)
+{
+	struct mvcc *m = l->m;
+	int64_t base = m->compact_rev > 1 ? m->compact_rev : 1;
+	size_t nrev = (size_t)(m->rev - base);
+	size_t *slot;
+	size_t at = 0;
+	size_t r;
+	int rv = CAIRN_EPROTO;
+
+	if ((uint64_t)(m->rev - base) > l->nhist)
+		return CAIRN_EPROTO; /* a revision without changes */
+	if (l->nhist == 0)
+		return 0;
+	if (reserve_hist(m, l->nhist) != 0)
+		return CAIRN_ENOMEM;
+	slot = calloc(nrev + 1, sizeof(slot[0]));
+	if (slot == NULL)
+		return CAIRN_ENOMEM;
+	count_revs(m, base, slot);
+	for (r = 0; r < nrev; r++) {
+		size_t k = slot[r];
+
+		if (k == 0)
+			goto out;
+		slot[r] = at;
+		at += k;
+	}
+	slot[nrev] = at;
+	memset(m->hist, 0, at * sizeof(m->hist[0]));
+	rv = place_revs(m, base, slot);
+	if (rv != 0)
+		goto out;
+	m->hist_end = at;
+	m->size += at * HENT_OVERHEAD;
+out:
+	free(slot);
+	return rv;
+}
+
 int mvcc_load(struct mp_reader *r, struct mvcc **out)
 {
 	struct loader l;
@@ -952,11 +1251,14 @@ int mvcc_load(struct mp_reader *r, struct mvcc **out)
 	if (rv != 0)
 		goto err;
 	l.r = r;
+	l.nhist = 0;
 	for (j = 0; j < MAX_LEVEL; j++)
 		l.tail[j] = l.m->head;
 	rv = load_header(&l, &nkeys);
 	for (i = 0; rv == 0 && i < nkeys; i++)
 		rv = load_key(&l);
+	if (rv == 0)
+		rv = load_history(&l);
 	if (rv != 0)
 		goto err_after_create;
 	*out = l.m;

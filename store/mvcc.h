@@ -57,7 +57,9 @@ int64_t mvcc_rev(const struct mvcc *m);
 int64_t mvcc_compact_rev(const struct mvcc *m);
 /* Live keys at the current revision. */
 uint64_t mvcc_key_count(const struct mvcc *m);
-/* Bytes held: keys, values and per-version overhead of all kept versions. */
+/* Bytes held: keys, values and per-version overhead of all kept versions,
+ * plus the change history (an entry, 24 bytes on 64-bit hosts, per change
+ * above the compact revision). */
 uint64_t mvcc_size_bytes(const struct mvcc *m);
 
 /* Starts a write group at revision mvcc_rev()+1. Groups do not nest. */
@@ -125,6 +127,39 @@ bool mvcc_get(struct mvcc *m, const uint8_t *key, size_t key_len, int64_t rev,
  * group.
  */
 int mvcc_compact(struct mvcc *m, int64_t rev);
+
+/*
+ * The change history, for watches. Every put and every deletion made by a
+ * write group is a change at (rev, sub). A change to a key that is later
+ * compacted away stays visible until the compaction passes its revision.
+ */
+struct mvcc_change {
+	int64_t rev;
+	int64_t sub;
+	bool is_delete;
+	/* PUT: the pair as put. DELETE: key, mod_rev = rev, all else 0/NULL. */
+	struct mvcc_kv kv;
+	/* The key's version just before this change, if it was live. */
+	bool has_prev;
+	struct mvcc_kv prev;
+};
+
+/* Called per change; return false to stop the walk. */
+typedef bool (*mvcc_change_cb)(const struct mvcc_change *ch, void *arg);
+
+/*
+ * Visits, in (rev, sub) order, the changes with from <= rev <= to made to keys
+ * in the range (same rules as mvcc_range). Costs O(log C) to find 'from' in
+ * the history plus O(1) per change of any key in [from, to] (filtered by range)
+ * plus O(log v) per change reported. Returns 0, CAIRN_ECOMPACTED when from is
+ * at or below the compact revision (those changes are gone), or
+ * CAIRN_EFUTUREREV when from is above the current revision + 1. to above the
+ * current revision means the current revision. Must not be called inside a
+ * write group.
+ */
+int mvcc_changes(struct mvcc *m, int64_t from, int64_t to, const uint8_t *key,
+                 size_t key_len, const uint8_t *end, size_t end_len,
+                 mvcc_change_cb cb, void *arg);
 
 /*
  * Serializes the whole store (revision, compact revision, every kept version of

@@ -226,12 +226,55 @@ static void apply_cb(struct raft_apply *req, int status, void *result)
 	proposal_done(req->data, status);
 }
 
-static void publish_cb(struct raft_apply *req, int status, void *result)
+struct internal {
+	struct raft_apply req;
+	char what[32];
+};
+
+static void internal_cb(struct raft_apply *req, int status, void *result)
 {
+	struct internal *in = (struct internal *)req;
+
 	(void)result;
 	if (status != 0)
-		log_warn("publishing this member's address: %s", raft_strerror(status));
-	free(req);
+		log_warn("%s: %s", in->what, raft_strerror(status));
+	free(in);
+}
+
+int node_propose_internal(struct node *n, const uint8_t *payload, size_t len,
+                          const char *what)
+{
+	struct internal *in = malloc(sizeof *in);
+	struct raft_buffer rb;
+	struct fsm_entry e;
+	struct buf b = BUF_INIT;
+	int rv = CAIRN_ENOMEM;
+
+	if (in == NULL)
+		goto out;
+	snprintf(in->what, sizeof in->what, "%s", what);
+	fsm_entry_begin(&e, &b, n->cfg->id, 0);
+	fsm_entry_add(&e, payload, len);
+	if (fsm_entry_end(&e) != 0)
+		goto out;
+	rb.len = b.len;
+	rb.base = raft_malloc(rb.len);
+	if (rb.base == NULL)
+		goto out;
+	memcpy(rb.base, b.data, b.len);
+	rv = raft_apply(&n->raft, &in->req, &rb, 1, internal_cb);
+	if (rv != 0) {
+		raft_free(rb.base);
+		rv = CAIRN_ENOTLEADER;
+		goto out;
+	}
+	in = NULL;
+out:
+	if (rv != 0)
+		log_warn("%s: could not propose", what);
+	free(in);
+	buf_free(&b);
+	return rv;
 }
 
 /* A new leader makes its client address known to every member through the
@@ -239,41 +282,16 @@ static void publish_cb(struct raft_apply *req, int status, void *result)
 static void publish(struct node *n)
 {
 	const struct fsm_member *m = fsm_member(&n->fsm, n->cfg->id);
-	struct raft_apply *req;
-	struct raft_buffer rb;
-	struct fsm_entry e;
-	struct buf b = BUF_INIT;
 	struct buf one = BUF_INIT;
 
 	if (m != NULL && strcmp(m->client, n->cfg->listen_client) == 0 &&
 	    strcmp(m->name, n->cfg->name) == 0)
 		return;
-	req = malloc(sizeof *req);
-	if (req == NULL ||
-	    fsm_encode_publish(&one, n->cfg->id, n->cfg->listen_client,
-	                       n->cfg->name) != 0)
-		goto err;
-	fsm_entry_begin(&e, &b, n->cfg->id, 0);
-	fsm_entry_add(&e, one.data, one.len);
-	if (fsm_entry_end(&e) != 0)
-		goto err;
-	rb.len = b.len;
-	rb.base = raft_malloc(rb.len);
-	if (rb.base == NULL)
-		goto err;
-	memcpy(rb.base, b.data, b.len);
-	if (raft_apply(&n->raft, req, &rb, 1, publish_cb) != 0) {
-		raft_free(rb.base);
-		goto err;
-	}
+	if (fsm_encode_publish(&one, n->cfg->id, n->cfg->listen_client,
+	                       n->cfg->name) == 0)
+		node_propose_internal(n, one.data, one.len,
+		                      "publishing this member's address");
 	buf_free(&one);
-	buf_free(&b);
-	return;
-err:
-	log_warn("could not publish this member's client address");
-	free(req);
-	buf_free(&one);
-	buf_free(&b);
 }
 
 static void barrier_cb(struct raft_barrier *req, int status)
@@ -620,6 +638,8 @@ int node_start(struct node *n, uv_loop_t *loop, const struct config *cfg,
 		return rv;
 	uv_timer_start(&n->poll, poll_cb, POLL_MS, POLL_MS);
 	uv_check_start(&n->flush, flush_cb);
+	compactor_start(&n->compactor, loop, n, cfg->compaction_mode,
+	                cfg->compaction_retention);
 	return 0;
 }
 
@@ -643,6 +663,7 @@ static void raft_closed(struct raft *r)
 	struct node *n = r->data;
 
 	uv_close((uv_handle_t *)&n->poll, NULL);
+	compactor_stop(&n->compactor, NULL);
 	uv_close((uv_handle_t *)&n->flush, handle_closed);
 }
 

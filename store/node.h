@@ -27,6 +27,7 @@
 #include <uv.h>
 
 #include "buf.h"
+#include "compactor.h"
 #include "config.h"
 #include "fsm.h"
 
@@ -61,6 +62,7 @@ struct node {
 	struct fsm fsm;
 	uv_timer_t poll;
 	uv_check_t flush;
+	struct compactor compactor;
 	bool leader;    /* as of the last poll */
 	bool ready;     /* leader and its first barrier applied */
 	bool closing;
@@ -99,6 +101,11 @@ uint64_t node_leader(const struct node *n);
  * member leads). payload is copied. */
 void node_propose(struct node *n, struct conn *c, const uint8_t *payload,
                   uint32_t len, uint64_t id, unsigned op);
+
+/* Proposes one request (an encoded map) that no client waits for, such as a
+ * compaction; what names it in the log if it fails. Returns 0 or an error. */
+int node_propose_internal(struct node *n, const uint8_t *payload, size_t len,
+                          const char *what);
 
 /* Queues a linearizable read (the caller checked that this member leads). */
 void node_read(struct node *n, struct conn *c, const uint8_t *payload,

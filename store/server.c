@@ -38,6 +38,7 @@ struct conn {
 	size_t frame_at;
 	enum conn_state state;
 	unsigned refs;
+	uint64_t next_wid;
 	bool writing_active;
 	bool reading;
 	bool is_dirty;
@@ -102,6 +103,7 @@ static void conn_closed_cb(uv_handle_t *h)
 		s->conns = c->next;
 	if (c->next != NULL)
 		c->next->prev = c->prev;
+	watch_conn_closed(&s->watch, c);
 	conn_put(c);
 	if (--s->open_handles == 0 && s->closing && s->on_closed != NULL)
 		s->on_closed(s);
@@ -145,6 +147,8 @@ static void write_cb(uv_write_t *req, int status)
 
 	c->writing_active = false;
 	buf_reset(&c->writing);
+	if (c->srv->watch.n_watchers > 0)
+		watch_kick(&c->srv->watch); /* a lagging watcher may go on */
 	if (c->state == CONN_CLOSED) {
 		conn_put(c);
 		return;
@@ -186,10 +190,23 @@ static void start_write(struct conn *c)
 	conn_get(c); /* the write request holds the connection */
 }
 
+size_t conn_unsent(const struct conn *c)
+{
+	return c->out.len + c->writing.len;
+}
+
 static void flush_cb(uv_check_t *h)
 {
 	struct server *s = h->data;
+	const struct mvcc *m = s->node->fsm.mvcc;
 	struct conn *c;
+
+	if (mvcc_rev(m) != s->watched_rev || (const void *)m != s->watched_mvcc) {
+		s->watched_rev = mvcc_rev(m);
+		s->watched_mvcc = m;
+		watch_kick(&s->watch);
+	}
+	watch_pump(&s->watch);
 
 	while ((c = s->dirty) != NULL) {
 		s->dirty = c->next_dirty;
@@ -413,6 +430,41 @@ static void not_leader(struct conn *c, const struct proto_req *req)
 		           "this member is not the leader", leader);
 }
 
+static bool has_put(const struct proto_req *ops, uint32_t n)
+{
+	uint32_t i;
+
+	for (i = 0; i < n; i++)
+		if (ops[i].op == PROTO_OP_PUT)
+			return true;
+	return false;
+}
+
+/*
+ * The quota is checked by the leader before proposing, not when applying, so
+ * that members configured with different quotas never apply a write
+ * differently. It is soft: writes already in flight may pass it a little.
+ * Deletes and compaction always pass, so space can be freed.
+ */
+static bool within_quota(struct conn *c, const struct proto_req *req)
+{
+	struct server *s = c->srv;
+	uint64_t size = mvcc_size_bytes(s->node->fsm.mvcc);
+	char msg[200];
+	bool grows = req->op == PROTO_OP_PUT ||
+	             (req->op == PROTO_OP_TXN && (has_put(req->succ, req->n_succ) ||
+	                                          has_put(req->fail, req->n_fail)));
+
+	if (!grows || s->cfg->quota_bytes == 0 || size < s->cfg->quota_bytes)
+		return true;
+	snprintf(msg, sizeof msg,
+	         "keyspace is %llu bytes, over the quota of %llu: delete keys and "
+	         "compact, then retry",
+	         (unsigned long long)size, (unsigned long long)s->cfg->quota_bytes);
+	conn_error(c, req->id, req->op, CAIRN_ENOSPACE, msg, 0);
+	return false;
+}
+
 static void dispatch(struct conn *c, const struct proto_req *req,
                      const uint8_t *payload, uint32_t len)
 {
@@ -440,14 +492,26 @@ static void dispatch(struct conn *c, const struct proto_req *req,
 		}
 		return;
 	case PROTO_OP_PUBLISH:
+	case PROTO_OP_EVENTS:
 		conn_error(c, req->id, req->op, CAIRN_EINVAL,
-		           "publish is an operation between members", 0);
+		           "this operation is not for clients", 0);
+		return;
+	case PROTO_OP_WATCH:
+		watch_create(&s->watch, c, ++c->next_wid, req);
+		return;
+	case PROTO_OP_WATCH_CANCEL:
+		watch_cancel(&s->watch, c, req);
+		return;
+	case PROTO_OP_WATCH_PROGRESS:
+		watch_progress(&s->watch, c, req);
 		return;
 	default:
-		if (leads)
-			node_propose(s->node, c, payload, len, req->id, req->op);
-		else
+		if (!leads)
 			not_leader(c, req);
+		else if (!within_quota(c, req))
+			return;
+		else
+			node_propose(s->node, c, payload, len, req->id, req->op);
 		return;
 	}
 }
@@ -607,6 +671,8 @@ int server_start(struct server *s, uv_loop_t *loop, struct node *node,
 	s->flush.data = s;
 	uv_check_start(&s->flush, flush_cb);
 	s->open_handles++;
+	watch_hub_init(&s->watch, loop, &node->fsm, cfg->watch_progress_ms);
+	s->open_handles++;
 	return 0;
 }
 
@@ -628,4 +694,6 @@ void server_stop(struct server *s, void (*cb)(struct server *s))
 		conn_close(c);
 	uv_close((uv_handle_t *)&s->listener, handle_closed);
 	uv_close((uv_handle_t *)&s->flush, handle_closed);
+	s->watch.progress.data = s;
+	watch_hub_close(&s->watch, handle_closed);
 }

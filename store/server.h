@@ -22,6 +22,7 @@
 #include "buf.h"
 #include "config.h"
 #include "mp.h"
+#include "watch.h"
 
 #define SERVER_OUT_HIGH (64u << 20)
 
@@ -36,6 +37,9 @@ struct server {
 	const struct config *cfg;
 	struct conn *conns;
 	struct conn *dirty;
+	struct watch_hub watch;
+	int64_t watched_rev;        /* the revision watchers were last pumped to */
+	const void *watched_mvcc;   /* and the keyspace (a restore replaces it) */
 	unsigned open_handles;
 	bool closing;
 	void (*on_closed)(struct server *s);
@@ -58,6 +62,9 @@ struct mp_writer *conn_answer_begin(struct conn *c);
 /* Completes it; an answer over the frame limit or out of memory is replaced by
  * an error answer for request id. */
 void conn_answer_end(struct conn *c, uint64_t id, unsigned op);
+/* Bytes of answers c has not yet written to the socket. */
+size_t conn_unsent(const struct conn *c);
+
 /* Sends an error answer (leader 0 = none). No-op if c is closed. */
 void conn_error(struct conn *c, uint64_t id, unsigned op, int code,
                 const char *msg, uint64_t leader);

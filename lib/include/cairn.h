@@ -86,6 +86,7 @@ enum cairn_op_type {
 	CAIRN_OP_TXN,
 	CAIRN_OP_STATUS,
 	CAIRN_OP_MEMBERS,
+	CAIRN_OP_COMPACT = 12, /* discard history below op->revision */
 };
 
 /* Compare targets and results of a transaction's compare clause. */
@@ -139,7 +140,8 @@ struct cairn_op {
 	size_t value_len;
 	int64_t lease;    /* PUT: lease id to attach, 0 for none */
 	bool prev_kv;     /* PUT, DELETE: return the previous pair(s) */
-	int64_t revision; /* RANGE: read at this revision; 0 for the latest */
+	int64_t revision; /* RANGE: read at this revision; 0 for the latest.
+	                     COMPACT: the new compact revision */
 	int64_t limit;    /* RANGE: at most this many pairs; 0 for no limit */
 	bool serializable; /* RANGE: served from the member's local state */
 	bool keys_only;   /* RANGE */
@@ -206,6 +208,9 @@ struct cairn_result {
 	/* MEMBERS */
 	struct cairn_member *members;
 	size_t n_members;
+	/* ECOMPACTED: the compact revision, so the caller knows where history
+	 * starts. */
+	int64_t compact_revision;
 	/* Set when the store recognized a retried write that it had already applied:
 	 * header.revision is the revision it was applied at; prev_kvs are absent. */
 	bool duplicate;
@@ -272,6 +277,70 @@ typedef void (*cairn_cb)(cairn_client *c, struct cairn_result *res, void *arg);
  * error code and it never fires. */
 CAIRN_API int cairn_submit(cairn_client *c, const struct cairn_op *op,
                            cairn_cb cb, void *arg);
+
+/*
+ * Watches (async clients only). A watch delivers every change to a key, range
+ * or prefix from a start revision on: history first, then live changes, in
+ * revision order, never twice, never with a gap; all changes of one
+ * transaction together. Any member serves watches; if the connection breaks,
+ * the library resumes the watch on another member from the revision after the
+ * last one it delivered, so the caller sees no gap and no duplicate.
+ */
+enum cairn_event_type { CAIRN_EVENT_PUT = 0, CAIRN_EVENT_DELETE = 1 };
+
+struct cairn_event {
+	int type;            /* enum cairn_event_type */
+	struct cairn_kv kv;  /* DELETE: key and mod_revision (the deletion's) only */
+	struct cairn_kv prev_kv;
+	bool has_prev_kv;    /* prev_kv is set (only if the watch asked for it) */
+};
+
+struct cairn_watch_opts {
+	const void *key; /* range rules as struct cairn_op */
+	size_t key_len;
+	const void *end;
+	size_t end_len;
+	int64_t start_revision; /* 0: changes after now */
+	bool prev_kv;
+	bool no_put;
+	bool no_delete;
+	bool progress_notify; /* periodic progress while idle */
+};
+
+/*
+ * What a watch callback receives. Exactly one of: events (n_events > 0, all
+ * of revision 'revision', or, for a transaction split over frames, part of
+ * them with more set), a progress notification (progress set: everything up
+ * to 'revision' was delivered), or the end (err set: CAIRN_ECANCELED after
+ * cairn_watch_cancel or cairn_close, CAIRN_ECOMPACTED with compact_revision
+ * when the history it needs is gone, or another error); no call follows the
+ * end. Pointers are valid during the call only.
+ */
+struct cairn_watch_update {
+	int err;
+	const char *errmsg;
+	int64_t revision;
+	int64_t compact_revision;
+	const struct cairn_event *events;
+	size_t n_events;
+	bool more;
+	bool progress;
+};
+
+typedef struct cairn_watch cairn_watch;
+typedef void (*cairn_watch_cb)(cairn_client *c, cairn_watch *w,
+                               const struct cairn_watch_update *u, void *arg);
+
+/* Starts a watch (opts copied). Returns 0 and *out, or an error code and the
+ * callback never fires. */
+CAIRN_API int cairn_watch_start(cairn_client *c,
+                                const struct cairn_watch_opts *opts,
+                                cairn_watch_cb cb, void *arg, cairn_watch **out);
+/* Ends a watch: its callback fires once more with CAIRN_ECANCELED (maybe
+ * before this returns); w is invalid after that. */
+CAIRN_API void cairn_watch_cancel(cairn_watch *w);
+/* Asks the member for a progress notification on every watch of c. */
+CAIRN_API int cairn_watch_progress(cairn_client *c);
 
 /* Writes into end (of at least max(key_len, 1) bytes) the end of the range holding
  * every key that starts with key; returns its length. A prefix of only 0xff

@@ -5,6 +5,15 @@
  *
  *   rawframe HOST:PORT CASE
  *
+ *   rawframe HOST:PORT slow-watch PREFIX PAUSE_MS COUNT
+ *
+ * slow-watch opens a watch on PREFIX from the next revision, reads nothing
+ * for PAUSE_MS (the store must stop sending when its buffer for us is full),
+ * then reads until COUNT put events arrived, checking that each event's
+ * revision is above the one before (the writes it watches are single puts, one
+ * per revision: so none twice, none out of order), and prints
+ * "events N revisions A..B".
+ *
  * Each case sends its bytes, then reads answers until the store closes the
  * connection or 3 seconds pass, and prints one line per answer:
  *   answer op=N err=N msg=...
@@ -15,6 +24,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -269,6 +279,138 @@ static int run_case(int fd, const char *name, int *want_err, int *want_close)
 	return 0;
 }
 
+/* The fields of an EVENTS frame slow_watch checks. */
+struct events {
+	uint64_t op;
+	int64_t rev;
+	uint32_t n_put;
+	bool cancel;
+};
+
+static bool parse_events(const uint8_t *p, uint32_t len, struct events *e,
+                         char *last_key, size_t last_cap, int64_t *last_rev)
+{
+	struct mp_reader r;
+	const char *k;
+	uint32_t klen;
+	uint32_t n;
+	uint32_t i;
+	uint32_t m;
+
+	memset(e, 0, sizeof *e);
+	mp_reader_init(&r, p, len);
+	if (!mp_read_map(&r, &n))
+		return false;
+	while (n-- > 0 && mp_read_str(&r, &k, &klen)) {
+		if (MP_KEY_IS(k, klen, "op")) {
+			mp_read_uint(&r, &e->op);
+		} else if (MP_KEY_IS(k, klen, "cancel")) {
+			e->cancel = true;
+			mp_skip(&r);
+		} else if (MP_KEY_IS(k, klen, "ev") && mp_read_array(&r, &m)) {
+			for (i = 0; i < m; i++) {
+				uint32_t three;
+				uint64_t type;
+				uint32_t six;
+				const uint8_t *key;
+				uint32_t key_len;
+				int64_t v;
+				int64_t mod;
+				if (!mp_read_array(&r, &three) || !mp_read_uint(&r, &type) ||
+				    !mp_read_array(&r, &six) || !mp_read_bytes(&r, &key, &key_len))
+					return false;
+				mp_skip(&r);           /* value */
+				mp_read_int(&r, &v);   /* create */
+				mp_read_int(&r, &mod); /* mod */
+				mp_skip(&r);
+				mp_skip(&r);
+				mp_skip(&r); /* prev */
+				if (mod <= *last_rev) {
+					printf("revision %lld after %lld\n", (long long)mod,
+					       (long long)*last_rev);
+					return false;
+				}
+				*last_rev = mod;
+				snprintf(last_key, last_cap, "%.*s", (int)key_len, key);
+				e->n_put += type == 0;
+			}
+		} else {
+			mp_skip(&r);
+		}
+	}
+	return mp_ok(&r);
+}
+
+static void send_watch(int fd, const char *prefix)
+{
+	struct buf b = BUF_INIT;
+	struct mp_writer w;
+	uint8_t end[256];
+	size_t n = strlen(prefix);
+
+	memcpy(end, prefix, n);
+	end[n - 1]++; /* the test's prefixes never end in 0xff */
+	mp_writer_init(&w, &b);
+	mp_put_map(&w, 4);
+	mp_put_key(&w, "id");
+	mp_put_uint(&w, 2);
+	mp_put_key(&w, "op");
+	mp_put_uint(&w, PROTO_OP_WATCH);
+	mp_put_key(&w, "k");
+	mp_put_bin(&w, prefix, n);
+	mp_put_key(&w, "e");
+	mp_put_bin(&w, end, n);
+	send_frame(fd, &b);
+	buf_free(&b);
+}
+
+static int slow_watch(int fd, const char *prefix, int pause_ms, long count)
+{
+	struct frame_reader fr;
+	struct pollfd pfd = {fd, POLLIN, 0};
+	struct events e;
+	const uint8_t *payload;
+	char last_key[256] = "";
+	int64_t first = 0;
+	int64_t last = 0;
+	long seen = 0;
+	uint32_t len;
+	uint8_t *p;
+	size_t room;
+	ssize_t k;
+
+	send_hello(fd, PROTO_VERSION);
+	send_watch(fd, prefix);
+	usleep((useconds_t)pause_ms * 1000);
+	frame_reader_init(&fr, PROTO_RESP_FRAME_MAX);
+	while (seen < count && poll(&pfd, 1, 10000) == 1) {
+		if (frame_space(&fr, 65536, &p, &room) != 0)
+			break;
+		k = recv(fd, p, room, 0);
+		if (k <= 0)
+			break;
+		frame_commit(&fr, (size_t)k);
+		while (frame_next(&fr, &payload, &len) == 1) {
+			if (!parse_events(payload, len, &e, last_key, sizeof last_key,
+			                  &last)) {
+				printf("bad events frame\n");
+				return 1;
+			}
+			if (e.cancel) {
+				printf("watch canceled by the store\n");
+				return 1;
+			}
+			if (e.op == PROTO_OP_EVENTS && e.n_put > 0 && first == 0)
+				first = last;
+			seen += e.n_put;
+		}
+	}
+	frame_reader_close(&fr);
+	printf("events %ld revisions %lld..%lld\n", seen, (long long)first,
+	       (long long)last);
+	return seen == count ? 0 : 1;
+}
+
 int main(int argc, char **argv)
 {
 	struct answer last;
@@ -278,6 +420,14 @@ int main(int argc, char **argv)
 	int n;
 	int fd;
 
+	if (argc == 6 && strcmp(argv[2], "slow-watch") == 0) {
+		fd = dial(argv[1]);
+		if (fd < 0)
+			return 2;
+		n = slow_watch(fd, argv[3], atoi(argv[4]), atol(argv[5]));
+		close(fd);
+		return n;
+	}
 	if (argc != 3) {
 		fprintf(stderr, "usage: rawframe HOST:PORT CASE\n");
 		return 2;

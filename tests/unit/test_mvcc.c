@@ -2,9 +2,10 @@
  * test_mvcc: unit tests of store/mvcc.c, the multi-version keyspace.
  *
  * Hand-written cases pin down etcd's semantics (revisions, versions, range
- * rules, compaction); a randomized test replays thousands of operations
- * against a reference model that keeps a full copy of the keyspace per
- * revision; the decoder is fed truncated and corrupted dumps. When the libc
+ * rules, compaction, the change history); a randomized test replays
+ * thousands of operations against a reference model that keeps a full copy
+ * of the keyspace per revision and the list of changes; the decoder is fed
+ * truncated and corrupted dumps. When the libc
  * allocator is in use (no AddressSanitizer) every allocation of the write,
  * dump and load paths is made to fail in turn, checking that CAIRN_ENOMEM
  * changes nothing and leaks nothing.
@@ -107,25 +108,33 @@ struct seen {
 	bool overflow;
 };
 
-static void seen_cb(const struct mvcc_kv *kv, void *arg)
+/* Copies kv into c; false if it does not fit. */
+static bool copy_kv(struct seen_kv *c, const struct mvcc_kv *kv)
 {
-	struct seen *s = arg;
-	struct seen_kv *c;
-
-	if (s->n == MAX_SEEN || kv->key_len > sizeof(c->key) ||
-	    kv->value_len > sizeof(c->value)) {
-		s->overflow = true;
-		return;
-	}
-	c = &s->kv[s->n++];
-	memcpy(c->key, kv->key, kv->key_len);
+	if (kv->key_len > sizeof(c->key) || kv->value_len > sizeof(c->value))
+		return false;
+	if (kv->key_len > 0)
+		memcpy(c->key, kv->key, kv->key_len);
 	c->key_len = kv->key_len;
-	memcpy(c->value, kv->value, kv->value_len);
+	if (kv->value_len > 0)
+		memcpy(c->value, kv->value, kv->value_len);
 	c->value_len = kv->value_len;
 	c->create_rev = kv->create_rev;
 	c->mod_rev = kv->mod_rev;
 	c->version = kv->version;
 	c->lease = kv->lease;
+	return true;
+}
+
+static void seen_cb(const struct mvcc_kv *kv, void *arg)
+{
+	struct seen *s = arg;
+
+	if (s->n == MAX_SEEN || !copy_kv(&s->kv[s->n], kv)) {
+		s->overflow = true;
+		return;
+	}
+	s->n++;
 }
 
 static int range(struct mvcc *m, const char *k, size_t k_len, const char *end,
@@ -152,6 +161,12 @@ static bool seen_keys(const struct seen *s, const char *want)
 	}
 	return !s->overflow && strcmp(buf, want) == 0;
 }
+
+/* A byte string with its length (keys may hold 0x00). */
+struct bytes {
+	const char *s;
+	size_t len;
+};
 
 /* A hash of everything a full range at rev shows, to compare two stores. */
 struct digest {
@@ -193,6 +208,38 @@ static int digest_at(struct mvcc *m, int64_t rev, struct digest *d)
 	return mvcc_range(m, ZERO, ZERO, &o, digest_cb, d, &res);
 }
 
+static bool digest_change_cb(const struct mvcc_change *ch, void *arg)
+{
+	struct digest *d = arg;
+	bool null = ch->kv.value == NULL;
+	int64_t n = d->n;
+
+	mix(d, &ch->rev, sizeof(ch->rev));
+	mix(d, &ch->sub, sizeof(ch->sub));
+	mix(d, &ch->is_delete, sizeof(ch->is_delete));
+	mix(d, &null, sizeof(null));
+	digest_cb(&ch->kv, d);
+	mix(d, &ch->has_prev, sizeof(ch->has_prev));
+	if (ch->has_prev)
+		digest_cb(&ch->prev, d);
+	d->n = n + 1; /* counts changes, not pairs */
+	return true;
+}
+
+/* A hash of the changes in [from, to] of [key, end). */
+static int digest_changes(struct mvcc *m, int64_t from, int64_t to,
+                          const struct bytes *key, const struct bytes *end,
+                          struct digest *d)
+{
+	d->h = 0xcbf29ce484222325ULL;
+	d->n = 0;
+	return mvcc_changes(m, from, to, (const uint8_t *)key->s, key->len,
+	                    (const uint8_t *)end->s, end->len, digest_change_cb,
+	                    d);
+}
+
+static const struct bytes all_keys = {"\0", 1};
+
 /* Two stores show the same thing at every kept revision. */
 static int same_stores(struct mvcc *a, struct mvcc *b)
 {
@@ -212,6 +259,14 @@ static int same_stores(struct mvcc *a, struct mvcc *b)
 		CHECK_EQ_INT(da.n, db.n);
 		CHECK(da.h == db.h);
 	}
+	/* And the same change history, all of it that is kept. */
+	rev = mvcc_compact_rev(a) + 1;
+	CHECK_EQ_INT(digest_changes(a, rev, INT64_MAX, &all_keys, &all_keys, &da),
+	             0);
+	CHECK_EQ_INT(digest_changes(b, rev, INT64_MAX, &all_keys, &all_keys, &db),
+	             0);
+	CHECK_EQ_INT(da.n, db.n);
+	CHECK(da.h == db.h);
 	return 0;
 }
 
@@ -685,6 +740,406 @@ TEST(many_keys)
 	return 0;
 }
 
+/* ---- the change history ------------------------------------------------------ */
+
+static void pick_span(uint64_t *x, struct bytes *key, struct bytes *end);
+
+/* A copy of what a changes callback passed. */
+struct seen_change {
+	int64_t rev;
+	int64_t sub;
+	bool is_delete;
+	bool value_null;
+	bool has_prev;
+	struct seen_kv kv;
+	struct seen_kv prev;
+};
+
+struct seen_changes {
+	struct seen_change c[MAX_SEEN];
+	size_t n;
+	size_t stop_after; /* 0: take them all */
+	bool overflow;
+};
+
+static bool changes_cb(const struct mvcc_change *ch, void *arg)
+{
+	struct seen_changes *s = arg;
+	struct seen_change *c;
+
+	if (s->n == MAX_SEEN) {
+		s->overflow = true;
+		return false;
+	}
+	c = &s->c[s->n++];
+	memset(c, 0, sizeof(*c));
+	c->rev = ch->rev;
+	c->sub = ch->sub;
+	c->is_delete = ch->is_delete;
+	c->value_null = ch->kv.value == NULL;
+	c->has_prev = ch->has_prev;
+	if (!copy_kv(&c->kv, &ch->kv) ||
+	    (ch->has_prev && !copy_kv(&c->prev, &ch->prev)))
+		s->overflow = true;
+	return s->stop_after == 0 || s->n < s->stop_after;
+}
+
+static int changes(struct mvcc *m, int64_t from, int64_t to, const char *k,
+                   size_t k_len, const char *end, size_t end_len,
+                   size_t stop_after, struct seen_changes *s)
+{
+	memset(s, 0, sizeof(*s));
+	s->stop_after = stop_after;
+	return mvcc_changes(m, from, to, (const uint8_t *)k, k_len,
+	                    (const uint8_t *)end, end_len, changes_cb, s);
+}
+
+/* Whether change i is (rev, sub) to key: a put of value or, value NULL, a
+ * deletion; prev is the value before (NULL: the key was not live). */
+static bool change_is(const struct seen_changes *s, size_t i, int64_t rev,
+                      int64_t sub, const char *key, const char *value,
+                      const char *prev)
+{
+	const struct seen_change *c = &s->c[i];
+
+	if (s->overflow || i >= s->n || c->rev != rev || c->sub != sub ||
+	    c->kv.key_len != strlen(key) ||
+	    memcmp(c->kv.key, key, c->kv.key_len) != 0 ||
+	    c->is_delete != (value == NULL) || c->has_prev != (prev != NULL))
+		return false;
+	if (value == NULL) {
+		/* A deletion: the key, its revision, nothing else. */
+		if (!c->value_null || c->kv.value_len != 0 ||
+		    c->kv.mod_rev != rev || c->kv.create_rev != 0 ||
+		    c->kv.version != 0 || c->kv.lease != 0)
+			return false;
+	} else if (c->value_null || c->kv.mod_rev != rev ||
+	           c->kv.value_len != strlen(value) ||
+	           memcmp(c->kv.value, value, c->kv.value_len) != 0) {
+		return false;
+	}
+	return prev == NULL ||
+	       (c->prev.key_len == c->kv.key_len &&
+	        memcmp(c->prev.key, key, c->prev.key_len) == 0 &&
+	        c->prev.value_len == strlen(prev) &&
+	        memcmp(c->prev.value, prev, c->prev.value_len) == 0);
+}
+
+/*
+ * The history used by the tests below:
+ *   2: put a=1   3: put b=1   4: put c=1 (lease 7), a=2, a=3
+ *   5: delete [a, c) (a, then b)   6: put a=4 (re-created)
+ */
+static struct mvcc *history_store(void)
+{
+	struct mvcc *m = store_new();
+	int64_t n;
+
+	put1(m, "a", "1");
+	put1(m, "b", "1");
+	mvcc_begin(m);
+	if (mvcc_put(m, S("c"), S("1"), 7, NULL, NULL) != 0 ||
+	    mvcc_put(m, S("a"), S("2"), 0, NULL, NULL) != 0 ||
+	    mvcc_put(m, S("a"), S("3"), 0, NULL, NULL) != 0)
+		abort();
+	mvcc_end(m);
+	mvcc_begin(m);
+	if (mvcc_delete_range(m, S("a"), S("c"), NULL, NULL, &n) != 0 || n != 2)
+		abort();
+	mvcc_end(m);
+	put1(m, "a", "4");
+	return m;
+}
+
+TEST(changes_basic)
+{
+	struct mvcc *m = history_store();
+	struct seen_changes s;
+	const struct seen_change *c;
+
+	CHECK_EQ_INT(mvcc_rev(m), 6);
+	CHECK_EQ_INT(changes(m, 1, INT64_MAX, "\0", 1, "\0", 1, 0, &s), 0);
+	CHECK_EQ_INT(s.n, 8);
+	CHECK(change_is(&s, 0, 2, 0, "a", "1", NULL));
+	CHECK(change_is(&s, 1, 3, 0, "b", "1", NULL));
+	CHECK(change_is(&s, 2, 4, 0, "c", "1", NULL));
+	CHECK(change_is(&s, 3, 4, 1, "a", "2", "1"));
+	CHECK(change_is(&s, 4, 4, 2, "a", "3", "2"));
+	CHECK(change_is(&s, 5, 5, 0, "a", NULL, "3"));
+	CHECK(change_is(&s, 6, 5, 1, "b", NULL, "1"));
+	CHECK(change_is(&s, 7, 6, 0, "a", "4", NULL));
+	/* Every field of the pairs, as a read at the time saw them. */
+	c = &s.c[2];
+	CHECK_EQ_INT(c->kv.lease, 7);
+	CHECK_EQ_INT(c->kv.create_rev, 4);
+	CHECK_EQ_INT(c->kv.version, 1);
+	c = &s.c[4];
+	CHECK_EQ_INT(c->kv.create_rev, 2);
+	CHECK_EQ_INT(c->kv.version, 3);
+	CHECK_EQ_INT(c->prev.create_rev, 2);
+	CHECK_EQ_INT(c->prev.mod_rev, 4);
+	CHECK_EQ_INT(c->prev.version, 2);
+	c = &s.c[5];
+	CHECK_EQ_INT(c->prev.mod_rev, 4);
+	CHECK_EQ_INT(c->prev.version, 3);
+	c = &s.c[7];
+	CHECK_EQ_INT(c->kv.create_rev, 6);
+	CHECK_EQ_INT(c->kv.version, 1);
+	/* to above the current revision is the current revision. */
+	CHECK_EQ_INT(changes(m, 1, 6, "\0", 1, "\0", 1, 0, &s), 0);
+	CHECK_EQ_INT(s.n, 8);
+	mvcc_destroy(m);
+	return 0;
+}
+
+TEST(changes_ranges)
+{
+	struct mvcc *m = history_store();
+	struct seen_changes s;
+
+	/* One key. */
+	CHECK_EQ_INT(changes(m, 1, 100, "a", 1, NULL, 0, 0, &s), 0);
+	CHECK_EQ_INT(s.n, 5);
+	CHECK(change_is(&s, 0, 2, 0, "a", "1", NULL));
+	CHECK(change_is(&s, 1, 4, 1, "a", "2", "1"));
+	CHECK(change_is(&s, 2, 4, 2, "a", "3", "2"));
+	CHECK(change_is(&s, 3, 5, 0, "a", NULL, "3"));
+	CHECK(change_is(&s, 4, 6, 0, "a", "4", NULL));
+	CHECK_EQ_INT(changes(m, 1, 100, "ab", 2, NULL, 0, 0, &s), 0);
+	CHECK_EQ_INT(s.n, 0);
+	/* [key, end), and from a key on. */
+	CHECK_EQ_INT(changes(m, 1, 100, "b", 1, "d", 1, 0, &s), 0);
+	CHECK_EQ_INT(s.n, 3);
+	CHECK(change_is(&s, 0, 3, 0, "b", "1", NULL));
+	CHECK(change_is(&s, 1, 4, 0, "c", "1", NULL));
+	CHECK(change_is(&s, 2, 5, 1, "b", NULL, "1"));
+	CHECK_EQ_INT(changes(m, 1, 100, "a", 1, "c", 1, 0, &s), 0);
+	CHECK_EQ_INT(s.n, 7);
+	CHECK_EQ_INT(changes(m, 1, 100, "b", 1, "\0", 1, 0, &s), 0);
+	CHECK_EQ_INT(s.n, 3);
+	CHECK_EQ_INT(changes(m, 1, 100, "c", 1, "\0", 1, 0, &s), 0);
+	CHECK_EQ_INT(s.n, 1);
+	CHECK_EQ_INT(changes(m, 1, 100, "", 0, "\0", 1, 0, &s), 0);
+	CHECK_EQ_INT(s.n, 8);
+	/* Empty ranges. */
+	CHECK_EQ_INT(changes(m, 1, 100, "c", 1, "b", 1, 0, &s), 0);
+	CHECK_EQ_INT(s.n, 0);
+	CHECK_EQ_INT(changes(m, 1, 100, "b", 1, "b", 1, 0, &s), 0);
+	CHECK_EQ_INT(s.n, 0);
+	CHECK_EQ_INT(changes(m, 1, 100, "d", 1, "\0", 1, 0, &s), 0);
+	CHECK_EQ_INT(s.n, 0);
+	/* Revision bounds. */
+	CHECK_EQ_INT(changes(m, 4, 4, "\0", 1, "\0", 1, 0, &s), 0);
+	CHECK_EQ_INT(s.n, 3);
+	CHECK(change_is(&s, 0, 4, 0, "c", "1", NULL));
+	CHECK(change_is(&s, 2, 4, 2, "a", "3", "2"));
+	CHECK_EQ_INT(changes(m, 4, 5, "a", 1, NULL, 0, 0, &s), 0);
+	CHECK_EQ_INT(s.n, 3);
+	CHECK(change_is(&s, 2, 5, 0, "a", NULL, "3"));
+	CHECK_EQ_INT(changes(m, 3, 3, "\0", 1, "\0", 1, 0, &s), 0);
+	CHECK_EQ_INT(s.n, 1);
+	CHECK_EQ_INT(changes(m, 5, 3, "\0", 1, "\0", 1, 0, &s), 0);
+	CHECK_EQ_INT(s.n, 0);
+	CHECK_EQ_INT(changes(m, 6, INT64_MAX, "\0", 1, "\0", 1, 0, &s), 0);
+	CHECK_EQ_INT(s.n, 1);
+	CHECK(change_is(&s, 0, 6, 0, "a", "4", NULL));
+	/* The callback stops the walk. */
+	CHECK_EQ_INT(changes(m, 1, 100, "\0", 1, "\0", 1, 2, &s), 0);
+	CHECK_EQ_INT(s.n, 2);
+	CHECK(change_is(&s, 1, 3, 0, "b", "1", NULL));
+	CHECK_EQ_INT(changes(m, 4, 100, "a", 1, NULL, 0, 1, &s), 0);
+	CHECK_EQ_INT(s.n, 1);
+	CHECK(change_is(&s, 0, 4, 1, "a", "2", "1"));
+	mvcc_destroy(m);
+	return 0;
+}
+
+TEST(changes_errors)
+{
+	struct mvcc *m = store_new();
+	struct seen_changes s;
+
+	/* A new store is at revision 1 with no changes. */
+	CHECK_EQ_INT(changes(m, 1, 100, "\0", 1, "\0", 1, 0, &s), 0);
+	CHECK_EQ_INT(s.n, 0);
+	CHECK_EQ_INT(changes(m, 2, 100, "\0", 1, "\0", 1, 0, &s), 0);
+	CHECK_EQ_INT(changes(m, 3, 100, "\0", 1, "\0", 1, 0, &s),
+	             CAIRN_EFUTUREREV);
+	CHECK_EQ_INT(changes(m, 0, 100, "\0", 1, "\0", 1, 0, &s),
+	             CAIRN_ECOMPACTED);
+	mvcc_destroy(m);
+
+	m = history_store();
+	CHECK_EQ_INT(changes(m, 0, 100, "\0", 1, "\0", 1, 0, &s),
+	             CAIRN_ECOMPACTED);
+	CHECK_EQ_INT(changes(m, -3, 100, "\0", 1, "\0", 1, 0, &s),
+	             CAIRN_ECOMPACTED);
+	CHECK_EQ_INT(changes(m, 7, 100, "\0", 1, "\0", 1, 0, &s), 0);
+	CHECK_EQ_INT(s.n, 0);
+	CHECK_EQ_INT(changes(m, 8, 100, "\0", 1, "\0", 1, 0, &s),
+	             CAIRN_EFUTUREREV);
+	CHECK_EQ_INT(changes(m, INT64_MAX, INT64_MAX, "\0", 1, "\0", 1, 0, &s),
+	             CAIRN_EFUTUREREV);
+	CHECK_EQ_INT(s.n, 0);
+	CHECK_EQ_INT(mvcc_compact(m, 4), 0);
+	CHECK_EQ_INT(changes(m, 4, 100, "\0", 1, "\0", 1, 0, &s),
+	             CAIRN_ECOMPACTED);
+	CHECK_EQ_INT(s.n, 0);
+	CHECK_EQ_INT(changes(m, 1, 100, "\0", 1, "\0", 1, 0, &s),
+	             CAIRN_ECOMPACTED);
+	mvcc_destroy(m);
+	return 0;
+}
+
+/* Compaction drops the history up to its revision, and what is left keeps
+ * its previous pairs, also of keys it is about to free. */
+TEST(changes_compaction)
+{
+	struct mvcc *m = history_store();
+	struct seen_changes s;
+	uint64_t size;
+	int64_t n;
+
+	CHECK_EQ_INT(mvcc_compact(m, 4), 0);
+	CHECK_EQ_INT(changes(m, 5, 100, "\0", 1, "\0", 1, 0, &s), 0);
+	CHECK_EQ_INT(s.n, 3);
+	CHECK(change_is(&s, 0, 5, 0, "a", NULL, "3"));
+	CHECK(change_is(&s, 1, 5, 1, "b", NULL, "1"));
+	CHECK(change_is(&s, 2, 6, 0, "a", "4", NULL));
+	CHECK_EQ_INT(s.c[0].prev.version, 3);
+	/* b goes entirely: its deletion is at 5. */
+	CHECK_EQ_INT(mvcc_compact(m, 5), 0);
+	CHECK_EQ_INT(changes(m, 6, 100, "\0", 1, "\0", 1, 0, &s), 0);
+	CHECK_EQ_INT(s.n, 1);
+	CHECK(change_is(&s, 0, 6, 0, "a", "4", NULL));
+	CHECK_EQ_INT(changes(m, 6, 100, "b", 1, NULL, 0, 0, &s), 0);
+	CHECK_EQ_INT(s.n, 0);
+
+	/* One key changed three times in a group, then deleted and compacted
+	 * away: its changes stay until the compaction passes them. */
+	mvcc_begin(m);
+	CHECK_EQ_INT(mvcc_put(m, S("d"), S("1"), 0, NULL, NULL), 0);
+	CHECK_EQ_INT(mvcc_put(m, S("d"), S("2"), 0, NULL, NULL), 0);
+	CHECK_EQ_INT(mvcc_delete_range(m, S("d"), NULL, 0, NULL, NULL, &n), 0);
+	CHECK_EQ_INT(mvcc_end(m), 7);
+	put1(m, "e", "1"); /* 8 */
+	CHECK_EQ_INT(mvcc_compact(m, 6), 0);
+	CHECK_EQ_INT(changes(m, 7, 100, "\0", 1, "\0", 1, 0, &s), 0);
+	CHECK_EQ_INT(s.n, 4);
+	CHECK(change_is(&s, 0, 7, 0, "d", "1", NULL));
+	CHECK(change_is(&s, 1, 7, 1, "d", "2", "1"));
+	CHECK(change_is(&s, 2, 7, 2, "d", NULL, "2"));
+	CHECK(change_is(&s, 3, 8, 0, "e", "1", NULL));
+	size = mvcc_size_bytes(m);
+	CHECK_EQ_INT(mvcc_compact(m, 7), 0);
+	CHECK(mvcc_size_bytes(m) < size);
+	CHECK_EQ_INT(changes(m, 8, 100, "\0", 1, "\0", 1, 0, &s), 0);
+	CHECK_EQ_INT(s.n, 1);
+	CHECK(change_is(&s, 0, 8, 0, "e", "1", NULL));
+	/* Up to the head: nothing left, nothing held. */
+	del_all(m); /* 9 */
+	CHECK_EQ_INT(mvcc_compact(m, 9), 0);
+	CHECK_EQ_INT(changes(m, 10, 100, "\0", 1, "\0", 1, 0, &s), 0);
+	CHECK_EQ_INT(s.n, 0);
+	CHECK_EQ_INT(mvcc_size_bytes(m), 0);
+	CHECK_EQ_INT(put1(m, "f", "1"), 10);
+	CHECK_EQ_INT(changes(m, 10, 100, "\0", 1, "\0", 1, 0, &s), 0);
+	CHECK(change_is(&s, 0, 10, 0, "f", "1", NULL));
+	mvcc_destroy(m);
+	return 0;
+}
+
+/* Many changes, many compactions: the history stays in order and complete. */
+TEST(changes_long)
+{
+	struct mvcc *m = store_new();
+	struct digest d;
+	char key[16];
+	int64_t rev;
+	int i;
+
+	for (i = 0; i < 20000; i++) {
+		snprintf(key, sizeof(key), "k%04d", i % 1000);
+		put1(m, key, key);
+		if (i % 1500 == 1499)
+			CHECK_EQ_INT(mvcc_compact(m, mvcc_rev(m) - 1000 + i % 7), 0);
+	}
+	rev = mvcc_compact_rev(m);
+	CHECK_EQ_INT(digest_changes(m, rev + 1, INT64_MAX, &all_keys, &all_keys,
+	                            &d), 0);
+	CHECK_EQ_INT(d.n, mvcc_rev(m) - rev);
+	{
+		const struct bytes one = {"k0042", 5};
+		const struct bytes none = {"", 0};
+
+		CHECK_EQ_INT(digest_changes(m, rev + 1, INT64_MAX, &one, &none,
+		                            &d), 0);
+		CHECK(d.n >= 1 && d.n <= (mvcc_rev(m) - rev) / 1000 + 1);
+	}
+	mvcc_destroy(m);
+	return 0;
+}
+
+/* A loaded store answers every history question as the one dumped. */
+TEST(changes_dump_load)
+{
+	struct mvcc *m = history_store();
+	struct mvcc *m2;
+	struct buf b = BUF_INIT;
+	struct seen_changes s;
+	struct seen_changes s2;
+	struct digest d;
+	struct digest d2;
+	uint64_t x = seed;
+	int64_t from;
+	int i;
+
+	CHECK_EQ_INT(mvcc_compact(m, 4), 0);
+	CHECK_EQ_INT(dump(m, &b), 0);
+	CHECK_EQ_INT(load(&b, b.len, &m2), 0);
+	CHECK_EQ_INT(changes(m, 5, 100, "\0", 1, "\0", 1, 0, &s), 0);
+	CHECK_EQ_INT(changes(m2, 5, 100, "\0", 1, "\0", 1, 0, &s2), 0);
+	CHECK_EQ_INT(s2.n, 3);
+	CHECK(memcmp(&s, &s2, sizeof(s)) == 0);
+	CHECK_EQ_INT(changes(m2, 4, 100, "\0", 1, "\0", 1, 0, &s2),
+	             CAIRN_ECOMPACTED);
+	CHECK_EQ_INT(changes(m2, 8, 100, "\0", 1, "\0", 1, 0, &s2),
+	             CAIRN_EFUTUREREV);
+	mvcc_destroy(m2);
+	mvcc_destroy(m);
+
+	/* A long random history, every window and some ranges. */
+	m = store_new();
+	fill_random(m, &x, 600, 30, 40);
+	CHECK(mvcc_compact_rev(m) > 0);
+	CHECK_EQ_INT(dump(m, &b), 0);
+	CHECK_EQ_INT(load(&b, b.len, &m2), 0);
+	CHECK(same_stores(m, m2) == 0);
+	for (from = mvcc_compact_rev(m) + 1; from <= mvcc_rev(m) + 1; from++) {
+		struct bytes key;
+		struct bytes end;
+		int64_t to = from + (int64_t)(rnd(&x) % 20) - 2;
+
+		pick_span(&x, &key, &end);
+		CHECK_EQ_INT(digest_changes(m, from, to, &key, &end, &d), 0);
+		CHECK_EQ_INT(digest_changes(m2, from, to, &key, &end, &d2), 0);
+		CHECK_EQ_INT(d.n, d2.n);
+		CHECK(d.h == d2.h);
+	}
+	/* Both go on the same way, and compact the same way. */
+	for (i = 0; i < 3; i++) {
+		uint64_t y = x;
+
+		fill_random(m, &x, 100, 30, 40);
+		fill_random(m2, &y, 100, 30, 40);
+		CHECK(same_stores(m, m2) == 0);
+	}
+	mvcc_destroy(m2);
+	buf_free(&b);
+	mvcc_destroy(m);
+	return 0;
+}
+
 /* ---- dump and load ---------------------------------------------------------- */
 
 TEST(dump_load_roundtrip)
@@ -961,6 +1416,35 @@ TEST(load_invalid)
 	k[1].v[0].create_rev = 2;
 	BAD(1, 5, 0, k, 2); /* a version that would overflow */
 	BAD(1, INT64_MAX, 0, good, 2); /* a revision that would overflow */
+	/* The history: each revision above the compact one is a run of
+	 * changes with subs 0, 1, ... */
+	BAD(1, 6, 0, good, 2); /* revision 6 holds no change */
+	BAD(1, 6, 4, good, 2); /* likewise after compaction */
+	memcpy(k, good, sizeof(k));
+	k[1].v[0].sub = 1;
+	BAD(1, 5, 0, k, 2); /* a sub skipped */
+	BAD(1, 5, 2, k, 2);
+	memcpy(k, good, sizeof(k));
+	k[0].v[2].sub = 2;
+	BAD(1, 5, 0, k, 2); /* a sub skipped after the first */
+	{
+		const struct fake_key twice[] = {
+			{"a", {LIVE(2, 0, 2, 1, "x")}, 1},
+			{"b", {LIVE(2, 0, 2, 1, "y")}, 1},
+		};
+		const struct fake_key late[] = {
+			{"a", {LIVE(3, 1, 3, 1, "y")}, 1},
+			{"b", {LIVE(4, 0, 4, 1, "x"), LIVE(5, 0, 4, 2, "z")}, 2},
+		};
+
+		BAD(1, 2, 0, twice, 2); /* a sub given twice */
+		BAD(1, 2, 1, twice, 2);
+		/* Compaction may have dropped changes at or below its
+		 * revision, but no others. */
+		CHECK_EQ_INT(fake_load(1, 5, 3, late, 2), 0);
+		BAD(1, 5, 2, late, 2);
+		CHECK_EQ_INT(fake_load(1, 5, 4, late, 2), 0);
+	}
 #undef BAD
 	{
 		/* Not an array of 4, trailing garbage inside, wrong types. */
@@ -1001,6 +1485,56 @@ static int same_compaction(struct mvcc *m)
 	rv = same_stores(m, ref);
 	mvcc_destroy(ref);
 	return rv;
+}
+
+/* Op j of a sequence: mostly puts of new keys, every tenth a delete of all. */
+static int seq_op(struct mvcc *m, int j)
+{
+	char key[16];
+	int64_t n;
+	int rv;
+
+	mvcc_begin(m);
+	if (j % 10 == 9) {
+		rv = mvcc_delete_range(m, ZERO, ZERO, NULL, NULL, &n);
+	} else {
+		snprintf(key, sizeof(key), "s%03d", j);
+		rv = mvcc_put(m, S(key), S("v"), 0, NULL, NULL);
+	}
+	mvcc_end(m);
+	return rv;
+}
+
+/*
+ * 200 ops in a row on a new store with allocation number n failing. They
+ * cross growths of the history both in deletes (the store starts with room
+ * for 16 changes: 9 puts, then the delete of those 9 keys outgrows it; so do
+ * the deletes at ops 19 and 39) and in puts (the 129th and 257th changes).
+ * The op that fails must leave the store as the ones before it made it,
+ * history included.
+ */
+static int fault_seq(long n, bool *done)
+{
+	struct mvcc *m = store_new();
+	struct mvcc *ref = store_new();
+	int rv = 0;
+	int ok;
+	int j;
+
+	fault_countdown = n;
+	for (j = 0; j < 200 && rv == 0; j++)
+		rv = seq_op(m, j);
+	*done = fault_countdown >= 0;
+	fault_countdown = -1;
+	if (rv != 0)
+		CHECK_EQ_INT(rv, CAIRN_ENOMEM);
+	ok = rv != 0 ? j - 1 : j;
+	for (j = 0; j < ok; j++)
+		CHECK_EQ_INT(seq_op(ref, j), 0);
+	CHECK(same_stores(m, ref) == 0);
+	mvcc_destroy(ref);
+	mvcc_destroy(m);
+	return 0;
 }
 
 /* Runs op once with allocation number n failing. *done when nothing failed. */
@@ -1086,6 +1620,10 @@ TEST(enomem)
 		}
 		printf("# fault op %d: %ld allocations\n", op, n - 1);
 	}
+	done = false;
+	for (n = 0; !done; n++)
+		CHECK(fault_seq(n, &done) == 0);
+	printf("# fault sequence: %ld allocations\n", n - 1);
 	CHECK_EQ_INT(fault_live, live);
 	return 0;
 }
@@ -1101,17 +1639,13 @@ TEST(enomem)
 
 /*
  * The model: the state of a small fixed key alphabet at every revision, in
- * plain arrays, with etcd's rules written out directly. Every read the store
- * answers is compared with it.
+ * plain arrays, with etcd's rules written out directly, and the list of every
+ * change ever made (with the pair before it). Every read and every history
+ * walk the store answers is compared with it.
  */
 #define NK 12
 #define VMAX 16
 #define MODEL_OPS 20000
-
-struct bytes {
-	const char *s;
-	size_t len;
-};
 
 static const struct bytes alphabet[NK] = {
 	{"", 0},    {"\0", 1}, {"\0\0", 2}, {"a", 1}, {"a\0", 2},   {"ab", 2},
@@ -1134,6 +1668,17 @@ struct mstate {
 	struct mentry e[NK];
 };
 
+/* One change: key alphabet[key] put as e, or deleted; prev if it was live. */
+struct mchange {
+	int64_t rev;
+	int64_t sub;
+	int key;
+	bool is_delete;
+	bool has_prev;
+	struct mentry e;
+	struct mentry prev;
+};
+
 struct model {
 	struct mstate *revs; /* revs[r]: the keyspace at revision r */
 	int64_t rev;
@@ -1141,6 +1686,10 @@ struct model {
 	struct mstate cur; /* with the open group's changes */
 	bool in_group;
 	bool changed;
+	struct mchange *ch; /* every change, in (rev, sub) order */
+	size_t nch;
+	size_t ch_cap;
+	int64_t sub; /* changes so far in the open group */
 };
 
 static int bcmp_(const struct bytes *a, const uint8_t *b, size_t blen)
@@ -1242,7 +1791,37 @@ static void model_begin(struct mvcc *m, struct model *md)
 	mvcc_begin(m);
 	md->in_group = true;
 	md->changed = false;
+	md->sub = 0;
 	md->cur = md->revs[md->rev];
+}
+
+/* Records a change of key i made in the open group: e as it is after, prev
+ * as it was before (NULL: not live). */
+static int model_record(struct model *md, int i, const struct mentry *e,
+                        const struct mentry *prev)
+{
+	struct mchange *c;
+
+	if (md->nch == md->ch_cap) {
+		size_t cap = md->ch_cap ? md->ch_cap * 2 : 1024;
+
+		c = realloc(md->ch, cap * sizeof(c[0]));
+		CHECK(c != NULL);
+		md->ch = c;
+		md->ch_cap = cap;
+	}
+	c = &md->ch[md->nch++];
+	memset(c, 0, sizeof(*c));
+	c->rev = md->rev + 1;
+	c->sub = md->sub++;
+	c->key = i;
+	c->is_delete = !e->live;
+	if (e->live)
+		c->e = *e;
+	c->has_prev = prev != NULL;
+	if (prev != NULL)
+		c->prev = *prev;
+	return 0;
 }
 
 static int model_end(struct mvcc *m, struct model *md)
@@ -1262,6 +1841,7 @@ static int op_put(struct mvcc *m, struct model *md, uint64_t *x)
 {
 	int i = (int)(rnd(x) % NK);
 	struct mentry *e = &md->cur.e[i];
+	struct mentry before = *e;
 	uint8_t val[VMAX];
 	size_t len = rnd(x) % (VMAX + 1);
 	int64_t lease = rnd(x) % 4 == 0 ? (int64_t)(rnd(x) % 100) : 0;
@@ -1287,7 +1867,7 @@ static int op_put(struct mvcc *m, struct model *md, uint64_t *x)
 	e->len = (uint8_t)len;
 	memcpy(e->val, val, len);
 	md->changed = true;
-	return 0;
+	return model_record(md, i, e, before.live ? &before : NULL);
 }
 
 static int op_delete(struct mvcc *m, struct model *md, uint64_t *x)
@@ -1307,6 +1887,7 @@ static int op_delete(struct mvcc *m, struct model *md, uint64_t *x)
 	CHECK_EQ_INT(n, (int64_t)s.n);
 	for (i = 0; i < NK; i++) {
 		struct mentry *e = &md->cur.e[i];
+		struct mentry before = *e;
 
 		if (!e->live || !in_span(&alphabet[i], &key, &end))
 			continue;
@@ -1314,6 +1895,7 @@ static int op_delete(struct mvcc *m, struct model *md, uint64_t *x)
 		CHECK(seen_is(&s.kv[got++], i, e));
 		e->live = false;
 		md->changed = true;
+		CHECK(model_record(md, i, e, &before) == 0);
 	}
 	CHECK_EQ_INT(got, s.n);
 	return 0;
@@ -1408,6 +1990,137 @@ static int op_compact(struct mvcc *m, struct model *md, uint64_t *x)
 	return 0;
 }
 
+/* Whether the store's change ch is the model's c. */
+static bool change_same(const struct mvcc_change *ch, const struct mchange *c)
+{
+	const struct bytes *k = &alphabet[c->key];
+	const struct mvcc_kv *kv = &ch->kv;
+
+	if (ch->rev != c->rev || ch->sub != c->sub ||
+	    ch->is_delete != c->is_delete || ch->has_prev != c->has_prev)
+		return false;
+	if (c->has_prev && !kv_is(&ch->prev, c->key, &c->prev))
+		return false;
+	if (!c->is_delete)
+		return kv_is(kv, c->key, &c->e);
+	return kv->key_len == k->len &&
+	       (k->len == 0 || memcmp(kv->key, k->s, k->len) == 0) &&
+	       kv->value == NULL && kv->value_len == 0 && kv->create_rev == 0 &&
+	       kv->mod_rev == c->rev && kv->version == 0 && kv->lease == 0;
+}
+
+/* A walk of the model's changes alongside mvcc_changes(). */
+struct mwalk {
+	const struct model *md;
+	size_t at; /* the next model change to look at */
+	int64_t to;
+	struct bytes key;
+	struct bytes end;
+	size_t stop_after; /* 0: all */
+	size_t calls;
+	bool bad;
+};
+
+/* Moves w->at to the next model change the walk must report, if any. */
+static bool mwalk_next(struct mwalk *w)
+{
+	for (; w->at < w->md->nch; w->at++) {
+		const struct mchange *c = &w->md->ch[w->at];
+
+		if (c->rev > w->to)
+			return false;
+		if (in_span(&alphabet[c->key], &w->key, &w->end))
+			return true;
+	}
+	return false;
+}
+
+static bool mwalk_cb(const struct mvcc_change *ch, void *arg)
+{
+	struct mwalk *w = arg;
+
+	if (!mwalk_next(w) || !change_same(ch, &w->md->ch[w->at])) {
+		w->bad = true;
+		return false;
+	}
+	w->at++;
+	w->calls++;
+	return w->stop_after == 0 || w->calls < w->stop_after;
+}
+
+/* The first model change at or after rev. */
+static size_t model_first(const struct model *md, int64_t rev)
+{
+	size_t lo = 0;
+	size_t hi = md->nch;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (md->ch[mid].rev < rev)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+/* The store's changes in [from, to] of the span are exactly the model's. */
+static int check_changes(struct mvcc *m, const struct model *md, int64_t from,
+                         int64_t to, const struct bytes *key,
+                         const struct bytes *end, size_t stop_after)
+{
+	struct mwalk w = {md, 0, to, *key, *end, stop_after, 0, false};
+	int want = 0;
+
+	if (from <= md->compact)
+		want = CAIRN_ECOMPACTED;
+	else if (from > md->rev + 1)
+		want = CAIRN_EFUTUREREV;
+	else
+		w.at = model_first(md, from);
+	CHECK_EQ_INT(mvcc_changes(m, from, to, (const uint8_t *)key->s,
+	                          key->len, (const uint8_t *)end->s, end->len,
+	                          mwalk_cb, &w), want);
+	CHECK(!w.bad);
+	if (want != 0)
+		CHECK_EQ_INT(w.calls, 0);
+	else if (stop_after == 0 || w.calls < stop_after)
+		CHECK(!mwalk_next(&w)); /* nothing left out */
+	return 0;
+}
+
+static int op_changes(struct mvcc *m, struct model *md, uint64_t *x)
+{
+	int64_t lo = md->compact > 1 ? md->compact - 1 : 0;
+	int64_t hi = md->rev + 2;
+	int64_t from;
+	int64_t to;
+	size_t stop_after = rnd(x) % 4 == 0 ? 1 + rnd(x) % 5 : 0;
+	struct bytes key;
+	struct bytes end;
+
+	/* Mostly what a watcher catching up asks, sometimes anything. */
+	if (rnd(x) % 2 && hi - lo > 30)
+		lo = hi - 30;
+	from = lo + (int64_t)(rnd(x) % (uint64_t)(hi - lo + 1));
+	if (rnd(x) % 4 == 0)
+		to = INT64_MAX;
+	else
+		to = from - 2 + (int64_t)(rnd(x) % 40);
+	pick_span(x, &key, &end);
+	return check_changes(m, md, from, to, &key, &end, stop_after);
+}
+
+/* The whole kept history, and the first revision that is not kept. */
+static int check_all_changes(struct mvcc *m, const struct model *md)
+{
+	CHECK(check_changes(m, md, md->compact + 1, INT64_MAX, &all_keys,
+	                    &all_keys, 0) == 0);
+	return check_changes(m, md, md->compact, INT64_MAX, &all_keys,
+	                     &all_keys, 0);
+}
+
 /* Replaces the store with what a dump of it loads into. */
 static int reload(struct mvcc **m)
 {
@@ -1460,13 +2173,17 @@ static int model_step(struct mvcc **m, struct model *md, uint64_t *x, int i)
 	}
 	if (r < 55)
 		return model_group(*m, md, x);
-	if (r < 80)
+	if (r < 72)
 		return op_range(*m, md, x);
+	if (r < 80)
+		return op_changes(*m, md, x);
 	if (r < 97)
 		return op_get(*m, md, x);
 	if (r < 99 || i % 2)
-		return op_compact(*m, md, x);
-	return reload(m);
+		CHECK(op_compact(*m, md, x) == 0);
+	else
+		CHECK(reload(m) == 0);
+	return check_all_changes(*m, md);
 }
 
 static int model_run(struct mvcc *m, struct model *md, uint64_t *x)
@@ -1494,7 +2211,9 @@ static int model_run(struct mvcc *m, struct model *md, uint64_t *x)
 				CHECK(j < s.n && seen_is(&s.kv[j++], k, &md->revs[rev].e[k]));
 		CHECK_EQ_INT(j, s.n);
 	}
+	CHECK(check_all_changes(m, md) == 0);
 	CHECK(reload(&m) == 0);
+	CHECK(check_all_changes(m, md) == 0);
 	mvcc_destroy(m);
 	return 0;
 }
@@ -1514,8 +2233,9 @@ TEST(model_random)
 	CHECK(md.revs != NULL);
 	md.rev = 1;
 	rv = model_run(store_new(), &md, &x);
-	printf("# model: %d ops, revision %" PRId64 ", compacted at %" PRId64 "\n",
-	       MODEL_OPS, md.rev, md.compact);
+	printf("# model: %d ops, revision %" PRId64 ", compacted at %" PRId64
+	       ", %zu changes\n", MODEL_OPS, md.rev, md.compact, md.nch);
+	free(md.ch);
 	free(md.revs);
 	return rv;
 }
@@ -1528,7 +2248,10 @@ int main(void)
 		T(range_rules),      T(delete_range_rules),
 		T(old_revisions),    T(future_rev),
 		T(compaction),       T(size_bytes),
-		T(many_keys),        T(dump_load_roundtrip),
+		T(many_keys),        T(changes_basic),
+		T(changes_ranges),   T(changes_errors),
+		T(changes_compaction), T(changes_long),
+		T(changes_dump_load), T(dump_load_roundtrip),
 		T(load_truncated),   T(load_corrupted),
 		T(load_invalid),     T(enomem),
 		T(model_random),
