@@ -1108,7 +1108,8 @@ static int watch_run_handles(struct watch_run *r)
 	for (i = 0; i < 2; i++) {
 		uv_signal_init(&r->loop, &r->sig[i]);
 		r->sig[i].data = r;
-		if (uv_signal_start(&r->sig[i], on_watch_signal, signums[i]) != 0)
+		if (uv_signal_start(&r->sig[i], on_watch_signal, signums[i]) !=
+		    0)
 			return fail_cmd(r->x, "cannot catch signals");
 	}
 	if (r->timeout_ms > 0) {
@@ -1138,7 +1139,8 @@ static bool watch_options(struct ctx *x, struct cairn_watch_opts *o,
 	}
 	if (x->val[WATCH_TIMEOUT] &&
 	    !parse_duration(x->val[WATCH_TIMEOUT], &r->timeout_ms)) {
-		usage_error(x->cmd, "--timeout: bad duration (e.g. 500ms, 2s, 1m)");
+		usage_error(x->cmd,
+		            "--timeout: bad duration (e.g. 500ms, 2s, 1m)");
 		return false;
 	}
 	if (x->val[WATCH_NO_PUT] && x->val[WATCH_NO_DELETE]) {
@@ -1172,7 +1174,8 @@ static int watch_run(struct watch_run *r, const struct cairn_watch_opts *o)
 	if (rv != 0)
 		return fail_cmd(r->x, err);
 	rv = watch_run_handles(r);
-	if (rv == 0 && cairn_watch_start(r->cl, o, on_watch_update, r, &r->w) != 0)
+	if (rv == 0 &&
+	    cairn_watch_start(r->cl, o, on_watch_update, r, &r->w) != 0)
 		rv = fail_cmd(r->x, cairn_errmsg(r->cl));
 	if (rv != 0) {
 		r->rv = rv;
@@ -1219,8 +1222,7 @@ static int cmd_watch(struct ctx *x)
 
 static const struct flag compact_flags[] = {
     {"physical", 0, false, NULL,
-     "accepted for etcdctl's sake; compaction is always\n"
-     "                                complete when the command returns"},
+     "accepted and ignored (etcdctl compatibility)"},
 };
 
 static int cmd_compact(struct ctx *x)
@@ -1596,22 +1598,27 @@ static const struct cmd commands[] = {
      "watches changes to a key or a range of keys",
      "Prints each change as it happens, oldest first, until interrupted\n"
      "(SIGINT or SIGTERM: exit status 0) or until the watch ends with an\n"
-     "error (status 1), e.g. when --rev asks for compacted history. Simple\n"
-     "output, as etcdctl: PUT or DELETE, then the previous key and value\n"
-     "with --prev-kv, then the key and the value (empty for a deletion).\n"
-     "With -o json, one object per line per revision:\n"
+     "error (status 1), e.g. when --rev asks for compacted history. Without\n"
+     "--rev it starts after the revision of the member that serves it.\n"
+     "\n"
+     "Simple output, as etcdctl: PUT or DELETE, then the previous key and\n"
+     "value with --prev-kv, then the key and the value (an empty line for a\n"
+     "deletion); 'progress notify: N' for a progress notification. With\n"
+     "-o json, one object per line per revision:\n"
      "  {\"revision\":N,\"events\":[{\"type\":\"PUT\",\"kv\":{...},"
      "\"prev_kv\":{...}}]}\n"
-     "and {\"progress\":true,\"revision\":N} for progress notifications.\n"
+     "(a revision too big for one frame comes in several lines, all but the\n"
+     "last with \"more\":true) and {\"progress\":true,\"revision\":N}.\n"
+     "\n"
      "The watch survives the loss of the member it is connected to: it goes\n"
      "on from another endpoint without a gap or a duplicate. Creating it\n"
      "must succeed within --command-timeout.\n",
-     watch_flags, sizeof watch_flags / sizeof watch_flags[0], 1, 2,
-     cmd_watch},
+     watch_flags, sizeof watch_flags / sizeof watch_flags[0], 1, 2, cmd_watch},
     {"compact", "compact [options] <revision>",
      "discards the history below a revision",
      "Reads and watches at revisions below it then fail as compacted. Prints\n"
-     "'compacted revision N'.\n",
+     "'compacted revision N'. The compaction goes through the log like a\n"
+     "write; --physical is accepted for etcdctl's sake and changes nothing.\n",
      compact_flags, sizeof compact_flags / sizeof compact_flags[0], 1, 1,
      cmd_compact},
     {"member list", "member list", "lists the members of the cluster",
@@ -1961,9 +1968,9 @@ static int check_args(const struct ctx *x)
 
 	if (x->n_args < c->min_args) {
 		usage_error(c, "%s needs %s", c->name,
-		            c->min_args != 1            ? "more arguments"
+		            c->min_args != 1                 ? "more arguments"
 		            : strstr(c->usage, "<revision>") ? "a revision"
-		                                              : "a key");
+		                                             : "a key");
 		return EXIT_USAGE;
 	}
 	if (x->n_args > c->max_args) {

@@ -581,8 +581,9 @@ static int check_op(struct cairn_client *c, const struct cairn_op *op)
 		return 0;
 	case CAIRN_OP_COMPACT:
 		if (op->revision < 1)
-			return set_err(c, CAIRN_EINVAL,
-			               "compact: the revision must be at least 1");
+			return set_err(
+			    c, CAIRN_EINVAL,
+			    "compact: the revision must be at least 1");
 		return 0;
 	default:
 		return set_err(c, CAIRN_EINVAL, "unknown operation type %d",
@@ -1455,8 +1456,8 @@ static const char *const watch_names[WATCH_NSTATES] = {
 #define B(s) (1u << (s))
 static const unsigned watch_next[WATCH_NSTATES] = {
     [WATCH_PENDING] = B(WATCH_CREATING) | B(WATCH_DONE),
-    [WATCH_CREATING] = B(WATCH_ACTIVE) | B(WATCH_PENDING) | B(WATCH_ORPHAN) |
-                       B(WATCH_DONE),
+    [WATCH_CREATING] =
+        B(WATCH_ACTIVE) | B(WATCH_PENDING) | B(WATCH_ORPHAN) | B(WATCH_DONE),
     [WATCH_ACTIVE] = B(WATCH_PENDING) | B(WATCH_DONE),
     [WATCH_ORPHAN] = B(WATCH_DONE),
     [WATCH_DONE] = 0,
@@ -1495,17 +1496,25 @@ static size_t wt_hash(uint64_t k)
 	return (size_t)k;
 }
 
-static struct cairn_watch *wt_get(const struct watch_table *t, uint64_t key)
+/* The slot holding key, or SIZE_MAX. */
+static size_t wt_find(const struct watch_table *t, uint64_t key)
 {
 	size_t mask = t->cap - 1;
 	size_t i;
 
 	if (t->cap == 0)
-		return NULL;
+		return SIZE_MAX;
 	for (i = wt_hash(key) & mask; t->slot[i].w != NULL; i = (i + 1) & mask)
 		if (t->slot[i].key == key)
-			return t->slot[i].w;
-	return NULL;
+			return i;
+	return SIZE_MAX;
+}
+
+static struct cairn_watch *wt_get(const struct watch_table *t, uint64_t key)
+{
+	size_t i = wt_find(t, key);
+
+	return i == SIZE_MAX ? NULL : t->slot[i].w;
 }
 
 static void wt_insert(struct watch_slot *slot, size_t cap, uint64_t key,
@@ -1550,14 +1559,12 @@ static int wt_put(struct watch_table *t, uint64_t key, struct cairn_watch *w)
 static void wt_del(struct watch_table *t, uint64_t key)
 {
 	size_t mask = t->cap - 1;
-	size_t i;
+	size_t i = wt_find(t, key);
 	size_t j;
 	size_t home;
 
-	if (wt_get(t, key) == NULL)
+	if (i == SIZE_MAX)
 		return;
-	for (i = wt_hash(key) & mask; t->slot[i].key != key; i = (i + 1) & mask)
-		;
 	/* Pull back each later entry of the run whose home is not in (i, j]. */
 	for (j = (i + 1) & mask; t->slot[j].w != NULL; j = (j + 1) & mask) {
 		home = wt_hash(t->slot[j].key) & mask;
@@ -1923,8 +1930,8 @@ static void watches_unlink(struct cairn_client *c)
 	arm_watch_timer(c);
 }
 
-static void unsent_to_nowhere(struct cairn_client *c, unsigned op,
-                              uint64_t wid)
+/* A WATCH_CANCEL whose answer nobody waits for. */
+static void send_and_forget(struct cairn_client *c, unsigned op, uint64_t wid)
 {
 	if (c->state != LINK_READY || c->conn == NULL)
 		return; /* the store forgets the watch with the connection */
@@ -1945,15 +1952,17 @@ static bool watch_retryable(int err)
 }
 
 static void watch_created(struct cairn_client *c, struct cairn_watch *w,
-                          const struct result_env *env)
+                          const struct result_env *env,
+                          const struct cairn_result *res)
 {
 	if (wt_put(&c->by_wid, env->watch_id, w) != 0) {
 		link_fail(c, CAIRN_ENOMEM, "out of memory");
 		return;
 	}
 	w->wid = env->watch_id;
-	if (w->next_rev == 0)
-		w->next_rev = env->revision;
+	if (w->next_rev == 0) /* "now" becomes a revision: resumes ask it */
+		w->next_rev = env->revision > 0 ? env->revision
+		                                : res->header.revision + 1;
 	w->deadline = 0;
 	w->last_err = 0;
 	watch_move(c, w, WATCH_ACTIVE);
@@ -1976,10 +1985,10 @@ static void on_watch_answer(struct cairn_client *c,
 	if (w->state == WATCH_ORPHAN) {
 		watch_release(c, w);
 		if (env->err == 0)
-			unsent_to_nowhere(c, PROTO_OP_WATCH_CANCEL,
-			                  env->watch_id);
+			send_and_forget(c, PROTO_OP_WATCH_CANCEL,
+			                env->watch_id);
 	} else if (env->err == 0) {
-		watch_created(c, w, env);
+		watch_created(c, w, env, res);
 	} else {
 		watch_move(c, w, WATCH_PENDING); /* answered: off this link */
 		if (watch_retryable(env->err))
@@ -2077,8 +2086,8 @@ static void watch_canceled_by_store(struct cairn_client *c,
 		return;
 	}
 	watch_end(c, w, ev->err,
-	          ev->err == CAIRN_ECOMPACTED ? ev->compact_revision : 0,
-	          "%s", msg);
+	          ev->err == CAIRN_ECOMPACTED ? ev->compact_revision : 0, "%s",
+	          msg);
 }
 
 static void on_events(struct cairn_client *c, const uint8_t *p, uint32_t len)
@@ -2109,8 +2118,8 @@ static void on_events(struct cairn_client *c, const uint8_t *p, uint32_t len)
 
 /* -- the API */
 
-static int watch_check(struct cairn_client *c,
-                       const struct cairn_watch_opts *o, cairn_watch_cb cb)
+static int watch_check(struct cairn_client *c, const struct cairn_watch_opts *o,
+                       cairn_watch_cb cb)
 {
 	if (c->sync)
 		return set_err(c, CAIRN_EINVAL,
@@ -2122,19 +2131,23 @@ static int watch_check(struct cairn_client *c,
 	if (c->closing)
 		return set_err(c, CAIRN_ECANCELED, "the client is closing");
 	if (!bytes_ok(o->key, o->key_len) || !bytes_ok(o->end, o->end_len))
-		return set_err(c, CAIRN_EINVAL, "watch: NULL pointer with a length");
+		return set_err(c, CAIRN_EINVAL,
+		               "watch: NULL pointer with a length");
 	if (o->key_len == 0)
 		return set_err(c, CAIRN_EINVAL, "watch: the key is empty");
 	if (o->key_len > PROTO_MAX_KEY || o->end_len > PROTO_MAX_KEY)
-		return set_err(c, CAIRN_EINVAL, "watch: key of %zu bytes, at most %u",
-		               o->key_len > o->end_len ? o->key_len : o->end_len,
-		               PROTO_MAX_KEY);
+		return set_err(
+		    c, CAIRN_EINVAL, "watch: key of %zu bytes, at most %u",
+		    o->key_len > o->end_len ? o->key_len : o->end_len,
+		    PROTO_MAX_KEY);
 	if (o->start_revision < 0)
-		return set_err(c, CAIRN_EINVAL,
-		               "watch: the start revision must not be negative");
+		return set_err(
+		    c, CAIRN_EINVAL,
+		    "watch: the start revision must not be negative");
 	if (o->no_put && o->no_delete)
-		return set_err(c, CAIRN_EINVAL,
-		               "watch: no_put and no_delete leave nothing to watch");
+		return set_err(
+		    c, CAIRN_EINVAL,
+		    "watch: no_put and no_delete leave nothing to watch");
 	return 0;
 }
 
@@ -2211,7 +2224,7 @@ void cairn_watch_cancel(cairn_watch *w)
 	watch_end(c, w, CAIRN_ECANCELED, 0, "canceled");
 	/* w may be gone now */
 	if (active)
-		unsent_to_nowhere(c, PROTO_OP_WATCH_CANCEL, wid);
+		send_and_forget(c, PROTO_OP_WATCH_CANCEL, wid);
 }
 
 int cairn_watch_progress(cairn_client *c)
@@ -2300,7 +2313,8 @@ static int init_handles(struct cairn_client *c)
 	c->watch_timer.data = c;
 	uv_unref((uv_handle_t *)&c->link_timer);
 	uv_unref((uv_handle_t *)&c->flush);
-	uv_unref((uv_handle_t *)&c->watch_timer); /* watches keep no loop alive */
+	uv_unref(
+	    (uv_handle_t *)&c->watch_timer); /* watches keep no loop alive */
 	return 0;
 }
 

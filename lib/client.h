@@ -165,16 +165,17 @@ struct cairn_watch {
 	struct cairn_watch *prev; /* the client's list of watches not DONE */
 	struct cairn_watch *next;
 	enum watch_state state;
-	uint64_t serial;   /* request id of its WATCH: CLIENT_WATCH_ID_BIT | serial */
+	uint64_t
+	    serial; /* request id of its WATCH: CLIENT_WATCH_ID_BIT | serial */
 	uint64_t wid;      /* the store's id, on link generation 'gen' */
 	uint64_t gen;      /* link generation of the last WATCH sent */
 	uint64_t sent_at;  /* loop time of the last WATCH sent */
 	uint64_t rx_mark;  /* the link's rx_frames then */
 	uint64_t started;  /* loop time of cairn_watch_start() */
 	uint64_t deadline; /* until the first answer: when to give up; then 0 */
-	int last_err;      /* the last retryable failure before the first answer */
-	int64_t next_rev;  /* first revision not fully delivered; 0: "now" */
-	int64_t part_rev;  /* a revision split over frames, partly delivered */
+	int last_err; /* the last retryable failure before the first answer */
+	int64_t next_rev;   /* first revision not fully delivered; 0: "now" */
+	int64_t part_rev;   /* a revision split over frames, partly delivered */
 	uint64_t part_done; /* ... its events delivered to the callback */
 	uint64_t part_seen; /* ... its events received on the current link */
 	unsigned in_cb;     /* inside its callback: freeing waits */
@@ -242,11 +243,11 @@ struct cairn_client {
 	struct watch_table by_req; /* CREATING and ORPHAN on the current link */
 	unsigned n_live;           /* PENDING, CREATING and ACTIVE ones */
 	uint64_t next_serial;
-	uv_timer_t watch_timer;    /* first answers' deadlines, hung links */
+	uv_timer_t watch_timer;       /* first answers' deadlines, hung links */
 	struct result_arena *scratch; /* decoded EVENTS frames */
-	bool progress_wanted;      /* a WATCH_PROGRESS waits for the link */
-	uint64_t progress_gen;     /* link generation of the last one sent */
-	uint64_t progress_sent_at; /* ... when; 0 once anything came back */
+	bool progress_wanted;         /* a WATCH_PROGRESS waits for the link */
+	uint64_t progress_gen;        /* link generation of the last one sent */
+	uint64_t progress_sent_at;    /* ... when; 0 once anything came back */
 	uint64_t progress_rx_mark;
 	char errmsg[512];
 };

@@ -168,7 +168,8 @@ struct dec {
 
 static bool nomem(struct dec *d)
 {
-	return mp_dec_fail(&d->m, CAIRN_ENOMEM, "out of memory decoding an answer");
+	return mp_dec_fail(&d->m, CAIRN_ENOMEM,
+	                   "out of memory decoding an answer");
 }
 
 /* Bytes copied into the arena (NUL-terminated). */
@@ -181,7 +182,7 @@ static bool get_bytes(struct dec *d, const char *field, const uint8_t **out,
 
 	if (!mp_read_bytes(&d->m.r, &p, &len))
 		return mp_dec_fail(&d->m, CAIRN_EPROTO,
-		            "answer field '%s': expected bytes", field);
+		                   "answer field '%s': expected bytes", field);
 	q = arena_dup(d->box, p, len);
 	if (q == NULL)
 		return nomem(d);
@@ -207,8 +208,9 @@ static bool get_kv(struct dec *d, struct cairn_kv *kv)
 	uint32_t n;
 
 	if (!mp_read_array(&d->m.r, &n) || n < 6)
-		return mp_dec_fail(&d->m, CAIRN_EPROTO,
-		            "answer kv: expected an array of at least 6");
+		return mp_dec_fail(
+		    &d->m, CAIRN_EPROTO,
+		    "answer kv: expected an array of at least 6");
 	if (!get_bytes(d, "kv.key", &kv->key, &kv->key_len))
 		return false;
 	if (mp_peek(&d->m.r) == MP_NIL) {
@@ -225,7 +227,8 @@ static bool get_kv(struct dec *d, struct cairn_kv *kv)
 		return false;
 	for (n -= 6; n > 0; n--)
 		if (!mp_skip(&d->m.r))
-			return mp_dec_fail(&d->m, CAIRN_EPROTO, "answer kv: malformed");
+			return mp_dec_fail(&d->m, CAIRN_EPROTO,
+			                   "answer kv: malformed");
 	return true;
 }
 
@@ -237,11 +240,13 @@ static bool get_kvs(struct dec *d, const char *field, struct cairn_kv **kvs,
 
 	if (!mp_read_array(&d->m.r, &n))
 		return mp_dec_fail(&d->m, CAIRN_EPROTO,
-		            "answer field '%s': expected an array", field);
+		                   "answer field '%s': expected an array",
+		                   field);
 	if ((size_t)n * KV_MIN_BYTES > mp_left(&d->m.r))
-		return mp_dec_fail(&d->m, CAIRN_EPROTO,
-		            "answer field '%s': %u kvs cannot fit in the frame",
-		            field, n);
+		return mp_dec_fail(
+		    &d->m, CAIRN_EPROTO,
+		    "answer field '%s': %u kvs cannot fit in the frame", field,
+		    n);
 	*kvs = arena_array(d->box, n, sizeof **kvs);
 	if (n > 0 && *kvs == NULL)
 		return nomem(d);
@@ -258,7 +263,7 @@ static bool get_key(struct dec *d, const char *where, const char **k,
 {
 	if (!mp_read_str(&d->m.r, k, klen))
 		return mp_dec_fail(&d->m, CAIRN_EPROTO,
-		            "answer %s: map key is not a string", where);
+		                   "answer %s: map key is not a string", where);
 	return true;
 }
 
@@ -266,8 +271,8 @@ static bool get_key(struct dec *d, const char *where, const char **k,
 static bool skip_field(struct dec *d, const char *where)
 {
 	if (!mp_skip(&d->m.r))
-		return mp_dec_fail(&d->m, CAIRN_EPROTO, "answer %s: malformed value",
-		            where);
+		return mp_dec_fail(&d->m, CAIRN_EPROTO,
+		                   "answer %s: malformed value", where);
 	return true;
 }
 
@@ -280,7 +285,7 @@ static bool get_header(struct dec *d, struct cairn_header *h)
 
 	if (!mp_read_map(&d->m.r, &n))
 		return mp_dec_fail(&d->m, CAIRN_EPROTO,
-		            "answer field 'h': expected a map");
+		                   "answer field 'h': expected a map");
 	while (ok && n-- > 0) {
 		if (!get_key(d, "header", &k, &klen))
 			return false;
@@ -332,7 +337,7 @@ static bool get_status(struct dec *d, struct cairn_status *st)
 
 	if (!mp_read_map(&d->m.r, &n))
 		return mp_dec_fail(&d->m, CAIRN_EPROTO,
-		            "answer field 'st': expected a map");
+		                   "answer field 'st': expected a map");
 	while (n-- > 0) {
 		if (!get_key(d, "status", &k, &klen))
 			return false;
@@ -369,7 +374,8 @@ static bool get_member(struct dec *d, struct cairn_member *m)
 	uint32_t n;
 
 	if (!mp_read_map(&d->m.r, &n))
-		return mp_dec_fail(&d->m, CAIRN_EPROTO, "answer member: expected a map");
+		return mp_dec_fail(&d->m, CAIRN_EPROTO,
+		                   "answer member: expected a map");
 	while (n-- > 0) {
 		if (!get_key(d, "member", &k, &klen))
 			return false;
@@ -390,7 +396,7 @@ static bool get_members(struct dec *d, struct cairn_result *res)
 
 	if (!mp_read_array(&d->m.r, &n))
 		return mp_dec_fail(&d->m, CAIRN_EPROTO,
-		            "answer field 'ms': expected an array");
+		                   "answer field 'ms': expected an array");
 	res->members = arena_array(d->box, n, sizeof *res->members);
 	if (n > 0 && res->members == NULL)
 		return nomem(d);
@@ -413,10 +419,10 @@ static bool get_responses(struct dec *d, struct cairn_result *res,
 
 	if (depth > 0)
 		return mp_dec_fail(&d->m, CAIRN_EPROTO,
-		            "answer: nested transaction answer");
+		                   "answer: nested transaction answer");
 	if (!mp_read_array(&d->m.r, &n))
 		return mp_dec_fail(&d->m, CAIRN_EPROTO,
-		            "answer field 'rs': expected an array");
+		                   "answer field 'rs': expected an array");
 	res->responses = arena_array(d->box, n, sizeof *res->responses);
 	if (n > 0 && res->responses == NULL)
 		return nomem(d);
@@ -445,12 +451,12 @@ static int env_field(struct dec *d, struct result_env *env, const char *k,
 	} else if (MP_KEY_IS(k, klen, "msg")) {
 		ok = mp_read_bytes(&d->m.r, &p, &env->msg_len) ||
 		     mp_dec_fail(&d->m, CAIRN_EPROTO,
-		          "answer field 'msg': expected a string");
+		                 "answer field 'msg': expected a string");
 		env->msg = ok ? (const char *)p : NULL;
 	} else if (MP_KEY_IS(k, klen, "la")) {
 		ok = mp_read_bytes(&d->m.r, &p, &env->leader_addr_len) ||
 		     mp_dec_fail(&d->m, CAIRN_EPROTO,
-		          "answer field 'la': expected a string");
+		                 "answer field 'la': expected a string");
 		env->leader_addr = ok ? (const char *)p : NULL;
 	} else if (MP_KEY_IS(k, klen, "ldr")) {
 		ok = mp_dec_uint(&d->m, "ldr", &env->leader);
@@ -515,7 +521,8 @@ static bool get_body(struct dec *d, struct cairn_result *res,
 	int rv;
 
 	if (!mp_read_map(&d->m.r, &n))
-		return mp_dec_fail(&d->m, CAIRN_EPROTO, "answer: expected a map");
+		return mp_dec_fail(&d->m, CAIRN_EPROTO,
+		                   "answer: expected a map");
 	while (n-- > 0) {
 		if (!get_key(d, "map", &k, &klen))
 			return false;
@@ -655,7 +662,8 @@ static void arena_reset(struct box *b)
 	struct chunk *ch;
 
 	for (ch = b->chunks; ch != NULL; ch = ch->next)
-		if (ch->cap <= ARENA_KEEP_MAX && (keep == NULL || ch->cap > keep->cap))
+		if (ch->cap <= ARENA_KEEP_MAX &&
+		    (keep == NULL || ch->cap > keep->cap))
 			keep = ch;
 	for (pp = &b->chunks; *pp != NULL;) {
 		ch = *pp;
@@ -724,18 +732,19 @@ static bool get_events(struct dec *d, struct result_events *ev)
 		if (!get_event(d, &ev->events[i]))
 			return false;
 		if (i > 0 && ev->events[i].kv.mod_revision != ev->revision)
-			return mp_dec_fail(&d->m, CAIRN_EPROTO,
-			                   "answer field 'ev': events of "
-			                   "revisions %lld and %lld in one frame",
-			                   (long long)ev->revision,
-			                   (long long)ev->events[i].kv.mod_revision);
+			return mp_dec_fail(
+			    &d->m, CAIRN_EPROTO,
+			    "answer field 'ev': events of "
+			    "revisions %lld and %lld in one frame",
+			    (long long)ev->revision,
+			    (long long)ev->events[i].kv.mod_revision);
 		ev->revision = ev->events[i].kv.mod_revision;
 	}
 	return true;
 }
 
-static bool events_field(struct dec *d, struct result_events *ev,
-                         const char *k, uint32_t klen)
+static bool events_field(struct dec *d, struct result_events *ev, const char *k,
+                         uint32_t klen)
 {
 	uint64_t u;
 
@@ -779,8 +788,7 @@ static bool events_check(struct dec *d, struct result_events *ev)
 	if (ev->cancel && ev->err == 0)
 		ev->err = CAIRN_EINTERNAL;
 	if (ev->n_events > 0 && ev->revision <= 0)
-		return mp_dec_fail(&d->m, CAIRN_EPROTO,
-		                   "events: revision %lld",
+		return mp_dec_fail(&d->m, CAIRN_EPROTO, "events: revision %lld",
 		                   (long long)ev->revision);
 	return true;
 }

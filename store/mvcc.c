@@ -32,13 +32,13 @@
  * the change's previous pair is simply the version before it. Why entries
  * never dangle: compaction at C drops only versions with mod_rev <= C and
  * frees only nodes left with none, while the history drops every entry with
- * rev <= C; so each entry left names a kept version of a linked node. Its
- * previous version is kept too unless it is older than the one a read at C
- * sees, i.e. only when the entry itself is at or below C. The history lives
- * in hist[hist_start, hist_end): compaction advances hist_start and moves the
- * rest down only once the dropped prefix outgrows it, so trimming costs O(1)
- * amortized per entry. mvcc_load() rebuilds it from the versions (see
- * load_history()).
+ * rev <= C; so each entry left names a kept version of a linked node. The
+ * version before it is kept too: it is either above C or the one a read at C
+ * sees (dropped only if a tombstone, which is no previous pair). The history
+ * lives in hist[hist_start, hist_end): compaction advances hist_start and
+ * moves the rest down only once the dropped prefix outgrows it, so trimming
+ * costs O(1) amortized per entry. mvcc_load() rebuilds it from the versions
+ * (see load_history()).
  *
  * Failure modes: CAIRN_ENOMEM on allocation failure (also for a key or value
  * of 4 GiB or more, which the 32-bit lengths cannot hold); CAIRN_ECOMPACTED
@@ -75,7 +75,7 @@ struct ver {
 };
 
 /* One entry of the change history: the version (rev, sub) of node n. 24 bytes
- * on 64-bit hosts, 16 on 32-bit ones. */
+ * on 64-bit hosts. */
 struct hent {
 	struct node *n;
 	int64_t rev;

@@ -171,8 +171,11 @@ int mvcc_dump(struct mvcc *m, struct buf *out);
 
 /*
  * Builds a new store from what mvcc_dump() wrote, reading one object from r.
- * Validates everything (types, sizes, key order, revision order); on malformed
- * input returns CAIRN_EPROTO and *out is NULL (CAIRN_ENOMEM likewise).
+ * Validates everything (types, sizes, key order, revision order, and that
+ * every revision above the compact one holds its changes with subs 0, 1, ...);
+ * the change history is rebuilt from the versions, so mvcc_changes() answers
+ * as the dumped store did. On malformed input returns CAIRN_EPROTO and *out
+ * is NULL (CAIRN_ENOMEM likewise).
  */
 int mvcc_load(struct mp_reader *r, struct mvcc **out);
 

@@ -115,6 +115,9 @@ free_port() {
 cluster_init() {
 	local i
 	N_MEMBERS=$1
+	CLUSTER_GEN=$((${CLUSTER_GEN:-0} + 1))
+	DATA="$TESTDIR/cluster$CLUSTER_GEN" # a new cluster gets new data directories
+	mkdir -p "$DATA"
 	INITIAL=""
 	ENDPOINTS=""
 	for i in $(seq 1 "$N_MEMBERS"); do
@@ -132,7 +135,7 @@ cluster_init() {
 member_start() {
 	local i=$1
 	shift
-	"$STORE" --id "$i" --data-dir "$TESTDIR/data$i" \
+	"$STORE" --id "$i" --data-dir "$DATA/data$i" \
 		--listen-client "127.0.0.1:${CPORT[$i]}" \
 		--listen-peer "127.0.0.1:${PPORT[$i]}" \
 		--initial-cluster "$INITIAL" \

@@ -9,9 +9,17 @@
  * (a follower or a dead endpoint listed first), the async API (1000 pipelined
  * puts on a uv loop, then every one read back), and the async contract on
  * close: every pending callback fires exactly once with CAIRN_ECANCELED, also
- * when the close comes from inside a callback. Each test that opens a loop
- * closes it and checks that no handle was left behind. Keys live under a
- * prefix unique to the run.
+ * when the close comes from inside a callback. Watches: a prefix from a
+ * revision on (puts, deletes, a transaction's events together, prev_kv),
+ * history replayed then live, the no_put/no_delete filters, cancel (also
+ * from the watch's own callback) and close ending each watch exactly once,
+ * progress requests, a revision split over frames ('more'), compaction and
+ * ECOMPACTED with the compact revision, an unreachable endpoint; and, against
+ * a scripted fake member, a watch resumed on a new connection in the middle
+ * of a split revision without a gap or a duplicate. (That a watch survives
+ * the loss of a real member is in watch.sh, which can kill one.) Each test
+ * that opens a loop closes it and checks that no handle was left behind. Keys
+ * live under a prefix unique to the run.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -21,6 +29,7 @@
 #include <uv.h>
 
 #include "cairn.h"
+#include "frame.h"
 #include "proto.h"
 #include "test.h"
 
@@ -142,8 +151,20 @@ TEST(unreachable_endpoint_times_out_with_a_reason)
 	return 0;
 }
 
+static void on_never(cairn_client *c, cairn_watch *w,
+                     const struct cairn_watch_update *u, void *arg)
+{
+	(void)c;
+	(void)w;
+	(void)u;
+	(void)arg;
+	abort();
+}
+
 TEST(misuse_is_refused)
 {
+	struct cairn_watch_opts wo = {.key = "k", .key_len = 1};
+	cairn_watch *w = (cairn_watch *)&wo;
 	struct cairn_op op = {.type = CAIRN_OP_RANGE, .key = "k", .key_len = 1};
 	struct cairn_result *r;
 	cairn_client *c = NULL;
@@ -160,6 +181,11 @@ TEST(misuse_is_refused)
 	CHECK_EQ_INT(cairn_do(c, &op, &r), CAIRN_EINVAL);
 	op.type = CAIRN_OP_TXN;
 	CHECK_EQ_INT(cairn_do(c, &op, &r), CAIRN_EINVAL);
+	CHECK_EQ_INT(cairn_watch_start(c, &wo, on_never, NULL, &w),
+	             CAIRN_EINVAL);
+	CHECK(w == NULL);
+	CHECK(strstr(cairn_errmsg(c), "cairn_open_async") != NULL);
+	CHECK_EQ_INT(cairn_watch_progress(c), CAIRN_EINVAL);
 	cairn_close(c);
 	CHECK_EQ_INT(uv_loop_init(&loop), 0);
 	CHECK_EQ_INT(cairn_open_async(&c, &loop, "127.0.0.1:1", NULL, NULL, 0),
@@ -665,6 +691,913 @@ TEST(async_submit_errors_never_call_back)
 	return 0;
 }
 
+/* ---- watches ------------------------------------------------------------- */
+
+#define MAX_EV 512
+
+/* What one watch's callback saw. */
+struct wrec {
+	size_t n_events;
+	size_t n_updates;
+	size_t n_more; /* updates with more set */
+	size_t n_progress;
+	size_t n_final;
+	size_t after_final; /* calls after the final one: must stay 0 */
+	size_t bad_rev;     /* events whose revision is not the update's */
+	int64_t last_progress;
+	int64_t rev[MAX_EV];
+	int type[MAX_EV];
+	char key[MAX_EV][96];
+	char val[MAX_EV][32];
+	bool has_prev[MAX_EV];
+	char prev[MAX_EV][32];
+	int final_err;
+	int64_t final_crev;
+	char final_msg[256];
+	size_t cancel_at; /* cancel (twice) from the callback at this count */
+	size_t starts_refused; /* cairn_watch_start refused inside the final */
+};
+
+static void copy_bytes(char *dst, size_t cap, const uint8_t *p, size_t len)
+{
+	snprintf(dst, cap, "%.*s", (int)(len < cap ? len : cap - 1),
+	         p ? (const char *)p : "");
+}
+
+static void record_event(struct wrec *r, const struct cairn_event *e,
+                         int64_t rev)
+{
+	size_t i = r->n_events++;
+
+	if (e->kv.mod_revision != rev)
+		r->bad_rev++;
+	if (i >= MAX_EV)
+		return;
+	r->rev[i] = e->kv.mod_revision;
+	r->type[i] = e->type;
+	copy_bytes(r->key[i], sizeof r->key[i], e->kv.key, e->kv.key_len);
+	copy_bytes(r->val[i], sizeof r->val[i], e->kv.value, e->kv.value_len);
+	r->has_prev[i] = e->has_prev_kv;
+	if (e->has_prev_kv)
+		copy_bytes(r->prev[i], sizeof r->prev[i], e->prev_kv.value,
+		           e->prev_kv.value_len);
+}
+
+static void on_final(cairn_client *c, struct wrec *r,
+                     const struct cairn_watch_update *u)
+{
+	struct cairn_watch_opts o = {.key = "x", .key_len = 1};
+	cairn_watch *w2 = NULL;
+
+	r->n_final++;
+	r->final_err = u->err;
+	r->final_crev = u->compact_revision;
+	snprintf(r->final_msg, sizeof r->final_msg, "%s",
+	         u->errmsg ? u->errmsg : "(none)");
+	if (u->err == CAIRN_ECANCELED &&
+	    cairn_watch_start(c, &o, (cairn_watch_cb)NULL, NULL, &w2) != 0)
+		r->starts_refused++; /* no callback: refused, nothing leaks */
+}
+
+static void on_wupdate(cairn_client *c, cairn_watch *w,
+                       const struct cairn_watch_update *u, void *arg)
+{
+	struct wrec *r = arg;
+	size_t i;
+
+	if (r->n_final > 0)
+		r->after_final++;
+	if (u->err != 0) {
+		on_final(c, r, u);
+		return;
+	}
+	if (u->progress) {
+		r->n_progress++;
+		r->last_progress = u->revision;
+		return;
+	}
+	r->n_updates++;
+	r->n_more += u->more;
+	for (i = 0; i < u->n_events; i++)
+		record_event(r, &u->events[i], u->revision);
+	if (r->cancel_at > 0 && r->n_events >= r->cancel_at) {
+		cairn_watch_cancel(w); /* the final call waits for the return */
+		cairn_watch_cancel(w); /* and a second cancel changes nothing */
+	}
+}
+
+static void on_wait_timer(uv_timer_t *t)
+{
+	*(bool *)t->data = true;
+}
+
+/* Runs loop until *counter reaches want or ms pass (the watch handles keep
+ * no loop alive, so a timer does). 0 when reached. */
+static int loop_until(uv_loop_t *loop, const size_t *counter, size_t want,
+                      unsigned ms)
+{
+	uv_timer_t t;
+	bool expired = false;
+
+	uv_timer_init(loop, &t);
+	t.data = &expired;
+	uv_timer_start(&t, on_wait_timer, ms, 0);
+	while (*counter < want && !expired)
+		uv_run(loop, UV_RUN_ONCE);
+	uv_close((uv_handle_t *)&t, NULL);
+	uv_run(loop, UV_RUN_NOWAIT);
+	return *counter >= want ? 0 : -1;
+}
+
+static int run_until(uv_loop_t *loop, const size_t *counter, size_t want,
+                     unsigned ms)
+{
+	if (loop_until(loop, counter, want, ms) == 0)
+		return 0;
+	printf("# waited %u ms for %zu, got %zu\n", ms, want, *counter);
+	return -1;
+}
+
+/* Lets the loop run for ms (to see that nothing more comes). */
+static void run_for(uv_loop_t *loop, unsigned ms)
+{
+	size_t never = 0;
+
+	loop_until(loop, &never, 1, ms);
+}
+
+static cairn_client *open_async(uv_loop_t *loop, const char *eps)
+{
+	cairn_client *c = NULL;
+	char err[256];
+
+	if (uv_loop_init(loop) != 0)
+		return NULL;
+	if (cairn_open_async(&c, loop, eps, NULL, err, sizeof err) != 0)
+		printf("# cairn_open_async(%s): %s\n", eps, err);
+	return c;
+}
+
+/* Closes c and checks that the loop holds nothing more. */
+static int close_async(uv_loop_t *loop, cairn_client *c)
+{
+	cairn_close(c);
+	uv_run(loop, UV_RUN_DEFAULT);
+	CHECK_EQ_INT(uv_loop_close(loop), 0);
+	return 0;
+}
+
+/* Puts k=v; returns the revision (0 on failure). */
+static int64_t put_rev(cairn_client *c, const char *k, const char *v)
+{
+	struct cairn_result *r = NULL;
+	int64_t rev = 0;
+
+	if (cairn_put(c, k, strlen(k), v, strlen(v), &r) == 0)
+		rev = r->header.revision;
+	else
+		printf("# put %s: %s\n", k, cairn_errmsg(c));
+	cairn_result_free(r);
+	return rev;
+}
+
+static int64_t del_rev(cairn_client *c, const char *k)
+{
+	struct cairn_result *r = NULL;
+	int64_t rev = 0;
+
+	if (cairn_delete(c, k, strlen(k), &r) == 0)
+		rev = r->header.revision;
+	cairn_result_free(r);
+	return rev;
+}
+
+/* Watch options for the keys under "<prefix>/<dir>". */
+static struct cairn_watch_opts prefix_opts(const char *dir, uint8_t *end,
+                                           int64_t from)
+{
+	const char *p = key(dir);
+	struct cairn_watch_opts o = {.key = p, .key_len = strlen(p)};
+
+	o.end = end;
+	o.end_len = cairn_prefix_end(p, strlen(p), end);
+	o.start_revision = from;
+	return o;
+}
+
+#define CHECK_EVENT(r, i, t, k, v, rv)                                         \
+	do {                                                                   \
+		CHECK_EQ_INT((r)->type[i], (t));                               \
+		CHECK(strcmp((r)->key[i], key(k)) == 0);                       \
+		CHECK(strcmp((r)->val[i], (v)) == 0);                          \
+		CHECK_EQ_INT((r)->rev[i], (rv));                               \
+	} while (0)
+
+TEST(watch_prefix_sees_puts_deletes_and_txns_in_order)
+{
+	static struct wrec r;
+	cairn_client *s = open_sync(endpoints, false);
+	struct cairn_op txn_ops[2] = {
+	    {.type = CAIRN_OP_PUT, .value = "b", .value_len = 1},
+	    {.type = CAIRN_OP_PUT, .value = "c", .value_len = 1}};
+	struct cairn_txn t = {NULL, 0, txn_ops, 2, NULL, 0};
+	struct cairn_op op = {.type = CAIRN_OP_TXN, .txn = &t};
+	struct cairn_result *res;
+	struct cairn_watch_opts o;
+	uint8_t end[128];
+	int64_t rev[5];
+	cairn_watch *w = NULL;
+	cairn_client *c;
+	uv_loop_t loop;
+
+	CHECK(s != NULL);
+	rev[0] = put_rev(s, key("w1/seed"), "before");
+	CHECK(rev[0] > 0);
+	c = open_async(&loop, endpoints);
+	CHECK(c != NULL);
+	o = prefix_opts("w1/", end, rev[0] + 1);
+	o.prev_kv = true;
+	CHECK_EQ_INT(cairn_watch_start(c, &o, on_wupdate, &r, &w), 0);
+	CHECK(w != NULL);
+	rev[1] = put_rev(s, key("w1/a"), "1");
+	rev[2] = put_rev(s, key("w1/a"), "2");
+	rev[3] = del_rev(s, key("w1/a"));
+	CHECK(put_rev(s, key("w1-outside"), "x") > 0);
+	txn_ops[0].key = key("w1/b");
+	txn_ops[0].key_len = strlen(txn_ops[0].key);
+	txn_ops[1].key = key("w1/c");
+	txn_ops[1].key_len = strlen(txn_ops[1].key);
+	CHECK_EQ_INT(do_op(s, &op, &res), 0);
+	rev[4] = res->header.revision;
+	cairn_result_free(res);
+	CHECK_EQ_INT(run_until(&loop, &r.n_events, 5, 10000), 0);
+	CHECK_EVENT(&r, 0, CAIRN_EVENT_PUT, "w1/a", "1", rev[1]);
+	CHECK(!r.has_prev[0]);
+	CHECK_EVENT(&r, 1, CAIRN_EVENT_PUT, "w1/a", "2", rev[2]);
+	CHECK(r.has_prev[1] && strcmp(r.prev[1], "1") == 0);
+	CHECK_EVENT(&r, 2, CAIRN_EVENT_DELETE, "w1/a", "", rev[3]);
+	CHECK(r.has_prev[2] && strcmp(r.prev[2], "2") == 0);
+	CHECK_EVENT(&r, 3, CAIRN_EVENT_PUT, "w1/b", "b", rev[4]);
+	CHECK_EVENT(&r, 4, CAIRN_EVENT_PUT, "w1/c", "c", rev[4]);
+	CHECK_EQ_INT(r.n_updates, 4); /* the transaction's two together */
+	CHECK_EQ_INT(r.bad_rev, 0);
+	/* Nothing else comes; a cancel ends it with one call. */
+	run_for(&loop, 200);
+	CHECK_EQ_INT(r.n_events, 5);
+	cairn_watch_cancel(w);
+	CHECK_EQ_INT(r.n_final, 1);
+	CHECK_EQ_INT(r.final_err, CAIRN_ECANCELED);
+	CHECK(put_rev(s, key("w1/d"), "late") > 0);
+	run_for(&loop, 200);
+	CHECK_EQ_INT(r.n_events, 5);
+	CHECK_EQ_INT(r.after_final, 0);
+	cairn_close(s);
+	return close_async(&loop, c);
+}
+
+TEST(watch_from_an_old_revision_replays_then_goes_live)
+{
+	static struct wrec r;
+	cairn_client *s = open_sync(endpoints, false);
+	struct cairn_watch_opts o;
+	uint8_t end[128];
+	int64_t rev[4];
+	cairn_client *c;
+	uv_loop_t loop;
+	size_t i;
+
+	CHECK(s != NULL);
+	rev[0] = put_rev(s, key("w2/a"), "1");
+	rev[1] = put_rev(s, key("w2/b"), "2");
+	rev[2] = del_rev(s, key("w2/a"));
+	CHECK(rev[0] > 0 && rev[1] > rev[0] && rev[2] > rev[1]);
+	c = open_async(&loop, endpoints);
+	CHECK(c != NULL);
+	o = prefix_opts("w2/", end, rev[0]);
+	CHECK_EQ_INT(cairn_watch_start(c, &o, on_wupdate, &r, NULL), 0);
+	CHECK_EQ_INT(run_until(&loop, &r.n_events, 3, 10000), 0);
+	rev[3] = put_rev(s, key("w2/c"), "3");
+	CHECK_EQ_INT(run_until(&loop, &r.n_events, 4, 10000), 0);
+	for (i = 0; i < 4; i++)
+		CHECK_EQ_INT(r.rev[i], rev[i]);
+	CHECK_EVENT(&r, 2, CAIRN_EVENT_DELETE, "w2/a", "", rev[2]);
+	CHECK_EVENT(&r, 3, CAIRN_EVENT_PUT, "w2/c", "3", rev[3]);
+	CHECK_EQ_INT(r.n_final, 0);
+	cairn_close(s);
+	CHECK_EQ_INT(close_async(&loop, c), 0);
+	CHECK_EQ_INT(r.n_final, 1); /* cairn_close ended it */
+	CHECK_EQ_INT(r.final_err, CAIRN_ECANCELED);
+	return 0;
+}
+
+TEST(watch_filters_no_put_and_no_delete)
+{
+	static struct wrec only_del;
+	static struct wrec only_put;
+	cairn_client *s = open_sync(endpoints, false);
+	struct cairn_watch_opts o;
+	uint8_t end[128];
+	int64_t from;
+	cairn_client *c;
+	uv_loop_t loop;
+
+	CHECK(s != NULL);
+	from = put_rev(s, key("w3-start"), "x") + 1;
+	CHECK(from > 1);
+	CHECK(put_rev(s, key("w3/a"), "1") > 0);
+	CHECK(del_rev(s, key("w3/a")) > 0);
+	CHECK(put_rev(s, key("w3/b"), "2") > 0);
+	c = open_async(&loop, endpoints);
+	CHECK(c != NULL);
+	o = prefix_opts("w3/", end, from);
+	o.no_put = true;
+	CHECK_EQ_INT(cairn_watch_start(c, &o, on_wupdate, &only_del, NULL), 0);
+	o.no_put = false;
+	o.no_delete = true;
+	CHECK_EQ_INT(cairn_watch_start(c, &o, on_wupdate, &only_put, NULL), 0);
+	CHECK_EQ_INT(run_until(&loop, &only_put.n_events, 2, 10000), 0);
+	CHECK_EQ_INT(run_until(&loop, &only_del.n_events, 1, 10000), 0);
+	run_for(&loop, 200);
+	CHECK_EQ_INT(only_del.n_events, 1);
+	CHECK_EQ_INT(only_del.type[0], CAIRN_EVENT_DELETE);
+	CHECK_EQ_INT(only_put.n_events, 2);
+	CHECK_EVENT(&only_put, 0, CAIRN_EVENT_PUT, "w3/a", "1",
+	            only_put.rev[0]);
+	CHECK_EVENT(&only_put, 1, CAIRN_EVENT_PUT, "w3/b", "2",
+	            only_put.rev[1]);
+	o.no_put = true; /* both: nothing to watch */
+	CHECK_EQ_INT(cairn_watch_start(c, &o, on_wupdate, &only_put, NULL),
+	             CAIRN_EINVAL);
+	cairn_close(s);
+	return close_async(&loop, c);
+}
+
+TEST(watch_cancel_from_its_callback_fires_once)
+{
+	static struct wrec r;
+	cairn_client *s = open_sync(endpoints, false);
+	struct cairn_watch_opts o;
+	uint8_t end[128];
+	int64_t from;
+	cairn_client *c;
+	uv_loop_t loop;
+
+	CHECK(s != NULL);
+	from = put_rev(s, key("w4/a"), "1");
+	CHECK(put_rev(s, key("w4/b"), "2") > 0);
+	CHECK(put_rev(s, key("w4/c"), "3") > 0);
+	c = open_async(&loop, endpoints);
+	CHECK(c != NULL);
+	r.cancel_at = 2;
+	o = prefix_opts("w4/", end, from);
+	CHECK_EQ_INT(cairn_watch_start(c, &o, on_wupdate, &r, NULL), 0);
+	CHECK_EQ_INT(run_until(&loop, &r.n_final, 1, 10000), 0);
+	run_for(&loop, 200);
+	CHECK_EQ_INT(r.n_events, 2);
+	CHECK_EQ_INT(r.n_final, 1);
+	CHECK_EQ_INT(r.final_err, CAIRN_ECANCELED);
+	CHECK_EQ_INT(r.after_final, 0);
+	CHECK_EQ_INT(r.starts_refused, 1); /* no callback given */
+	cairn_close(s);
+	return close_async(&loop, c);
+}
+
+TEST(close_ends_every_watch_once)
+{
+	static struct wrec r[3];
+	struct cairn_watch_opts o;
+	uint8_t end[128];
+	cairn_client *c;
+	uv_loop_t loop;
+	int i;
+
+	c = open_async(&loop, endpoints);
+	CHECK(c != NULL);
+	o = prefix_opts("w5/", end, 0);
+	for (i = 0; i < 2; i++)
+		CHECK_EQ_INT(cairn_watch_start(c, &o, on_wupdate, &r[i], NULL),
+		             0);
+	CHECK_EQ_INT(cairn_watch_progress(c), 0); /* sent after the WATCHes */
+	CHECK_EQ_INT(run_until(&loop, &r[1].n_progress, 1, 10000), 0);
+	/* Live watches keep no loop alive: this returns. */
+	CHECK_EQ_INT(uv_run(&loop, UV_RUN_DEFAULT), 0);
+	/* One more, still unanswered when the client closes. */
+	CHECK_EQ_INT(cairn_watch_start(c, &o, on_wupdate, &r[2], NULL), 0);
+	cairn_close(c);
+	for (i = 0; i < 3; i++) {
+		CHECK_EQ_INT(r[i].n_final, 1);
+		CHECK_EQ_INT(r[i].final_err, CAIRN_ECANCELED);
+		CHECK_EQ_INT(r[i].starts_refused, 1);
+	}
+	uv_run(&loop, UV_RUN_DEFAULT);
+	CHECK_EQ_INT(uv_loop_close(&loop), 0);
+	for (i = 0; i < 3; i++)
+		CHECK_EQ_INT(r[i].after_final, 0);
+	return 0;
+}
+
+TEST(watch_progress_request_reports_the_revision)
+{
+	static struct wrec r;
+	cairn_client *s = open_sync(endpoints, false);
+	struct cairn_watch_opts o;
+	uint8_t end[128];
+	int64_t rev;
+	cairn_client *c;
+	uv_loop_t loop;
+
+	CHECK(s != NULL);
+	rev = put_rev(s, key("w6/a"), "1");
+	c = open_async(&loop, endpoints);
+	CHECK(c != NULL);
+	o = prefix_opts("w6/", end, rev);
+	CHECK_EQ_INT(cairn_watch_start(c, &o, on_wupdate, &r, NULL), 0);
+	CHECK_EQ_INT(run_until(&loop, &r.n_events, 1, 10000), 0);
+	CHECK_EQ_INT(cairn_watch_progress(c), 0);
+	CHECK_EQ_INT(run_until(&loop, &r.n_progress, 1, 10000), 0);
+	CHECK(r.last_progress >= rev);
+	CHECK_EQ_INT(r.n_events, 1);
+	cairn_close(s);
+	return close_async(&loop, c);
+}
+
+/* A revision of 100 events of 20 KiB each passes the store's frame limit: it
+ * comes in several updates, all but the last with 'more'. */
+TEST(watch_splits_a_huge_revision_with_more)
+{
+	static struct wrec r;
+	static struct cairn_op ops[100];
+	static char keys[100][96];
+	static char value[20 << 10];
+	cairn_client *s = open_sync(endpoints, false);
+	struct cairn_txn t = {NULL, 0, ops, 100, NULL, 0};
+	struct cairn_op op = {.type = CAIRN_OP_TXN, .txn = &t};
+	struct cairn_result *res;
+	struct cairn_watch_opts o;
+	uint8_t end[128];
+	int64_t rev;
+	cairn_client *c;
+	uv_loop_t loop;
+	int i;
+
+	CHECK(s != NULL);
+	memset(value, 'v', sizeof value);
+	for (i = 0; i < 100; i++) {
+		snprintf(keys[i], sizeof keys[i], "%s/w8/%03d", prefix, i);
+		ops[i].type = CAIRN_OP_PUT;
+		ops[i].key = keys[i];
+		ops[i].key_len = strlen(keys[i]);
+		ops[i].value = value;
+		ops[i].value_len = sizeof value;
+	}
+	CHECK_EQ_INT(do_op(s, &op, &res), 0);
+	rev = res->header.revision;
+	cairn_result_free(res);
+	c = open_async(&loop, endpoints);
+	CHECK(c != NULL);
+	o = prefix_opts("w8/", end, rev);
+	CHECK_EQ_INT(cairn_watch_start(c, &o, on_wupdate, &r, NULL), 0);
+	CHECK_EQ_INT(run_until(&loop, &r.n_events, 100, 10000), 0);
+	CHECK(r.n_updates > 1);
+	CHECK_EQ_INT(r.n_more, r.n_updates - 1);
+	for (i = 0; i < 100; i++) {
+		CHECK_EQ_INT(r.rev[i], rev);
+		CHECK(strcmp(r.key[i], keys[i]) == 0);
+	}
+	cairn_close(s);
+	return close_async(&loop, c);
+}
+
+static void on_compacted(cairn_client *c, struct cairn_result *res, void *arg)
+{
+	(void)c;
+	*(struct cairn_result **)arg = res;
+}
+
+/* Each endpoint's member has applied the compaction to rev. */
+static int wait_compacted(int64_t rev)
+{
+	struct cairn_op op = {.type = CAIRN_OP_STATUS};
+	struct cairn_result *r;
+	char eps[8][64];
+	int n = split(eps, 8);
+	int i;
+	int tries;
+
+	for (i = 0; i < n; i++) {
+		cairn_client *c = open_sync(eps[i], true);
+		CHECK(c != NULL);
+		for (tries = 0; tries < 100; tries++) {
+			CHECK_EQ_INT(do_op(c, &op, &r), 0);
+			if (r->status.compact_revision >= rev)
+				tries = 1000;
+			cairn_result_free(r);
+			if (tries < 1000)
+				usleep(50000);
+		}
+		cairn_close(c);
+		CHECK(tries > 1000);
+	}
+	return 0;
+}
+
+TEST(compaction_then_watch_below_it_fails_with_the_compact_revision)
+{
+	static struct wrec below;
+	static struct wrec above;
+	cairn_client *s = open_sync(endpoints, false);
+	struct cairn_op op = {.type = CAIRN_OP_COMPACT};
+	struct cairn_result *res = NULL;
+	struct cairn_watch_opts o;
+	uint8_t end[128];
+	int64_t rev[3];
+	cairn_client *c;
+	uv_loop_t loop;
+
+	CHECK(s != NULL);
+	rev[0] = put_rev(s, key("w7/a"), "1");
+	rev[1] = put_rev(s, key("w7/a"), "2");
+	rev[2] = put_rev(s, key("w7/a"), "3");
+	op.revision = rev[1];
+	CHECK_EQ_INT(do_op(s, &op, &res), 0);
+	CHECK_EQ_INT(res->type, CAIRN_OP_COMPACT);
+	cairn_result_free(res);
+	op.revision = 0;
+	CHECK_EQ_INT(cairn_do(s, &op, &res), CAIRN_EINVAL);
+	CHECK_EQ_INT(wait_compacted(rev[1]), 0);
+
+	c = open_async(&loop, endpoints);
+	CHECK(c != NULL);
+	/* Compacting below the compact revision again: ECOMPACTED with it. */
+	op.revision = rev[0];
+	res = NULL;
+	CHECK_EQ_INT(cairn_submit(c, &op, on_compacted, &res), 0);
+	while (res == NULL)
+		uv_run(&loop, UV_RUN_ONCE);
+	CHECK_EQ_INT(res->err, CAIRN_ECOMPACTED);
+	CHECK_EQ_INT(res->compact_revision, rev[1]);
+	cairn_result_free(res);
+
+	o = prefix_opts("w7/", end, rev[0]);
+	CHECK_EQ_INT(cairn_watch_start(c, &o, on_wupdate, &below, NULL), 0);
+	o.start_revision = rev[1] + 1;
+	CHECK_EQ_INT(cairn_watch_start(c, &o, on_wupdate, &above, NULL), 0);
+	CHECK_EQ_INT(run_until(&loop, &below.n_final, 1, 10000), 0);
+	CHECK_EQ_INT(below.final_err, CAIRN_ECOMPACTED);
+	CHECK_EQ_INT(below.final_crev, rev[1]);
+	CHECK_EQ_INT(below.n_events, 0);
+	CHECK(strstr(below.final_msg, "compact") != NULL);
+	CHECK_EQ_INT(run_until(&loop, &above.n_events, 1, 10000), 0);
+	CHECK_EVENT(&above, 0, CAIRN_EVENT_PUT, "w7/a", "3", rev[2]);
+	cairn_close(s);
+	CHECK_EQ_INT(close_async(&loop, c), 0);
+	CHECK_EQ_INT(below.n_final, 1);
+	CHECK_EQ_INT(below.after_final, 0);
+	return 0;
+}
+
+TEST(watch_on_an_unreachable_endpoint_fails_with_a_reason)
+{
+	static struct wrec r;
+	struct cairn_options opts = {200, 600, false};
+	struct cairn_watch_opts o = {.key = "k", .key_len = 1};
+	cairn_client *c = NULL;
+	uv_loop_t loop;
+
+	CHECK_EQ_INT(uv_loop_init(&loop), 0);
+	CHECK_EQ_INT(cairn_open_async(&c, &loop, "127.0.0.1:1", &opts, NULL, 0),
+	             0);
+	CHECK_EQ_INT(cairn_watch_start(c, &o, on_wupdate, &r, NULL), 0);
+	CHECK_EQ_INT(run_until(&loop, &r.n_final, 1, 5000), 0);
+	CHECK(r.final_err == CAIRN_ECONN || r.final_err == CAIRN_ETIMEDOUT);
+	CHECK(strstr(r.final_msg, "127.0.0.1:1") != NULL);
+	run_for(&loop, 100);
+	CHECK_EQ_INT(r.after_final, 0);
+	return close_async(&loop, c);
+}
+
+/* ---- a scripted member: resuming in the middle of a split revision ------- */
+
+/*
+ * What a real member cannot be made to do on cue: it answers HELLO and
+ * WATCH, sends a revision split over frames and drops the connection in the
+ * middle of it; on the client's second connection it sends an old revision
+ * again, the split revision again (split differently), one more revision, a
+ * progress notification, and ends the watch as compacted.
+ */
+struct fake {
+	uv_tcp_t server;
+	int port;
+	int n_conns;
+	int64_t watch_rev[8]; /* the rev of each WATCH received */
+	int n_watches;
+};
+
+struct fake_conn {
+	uv_tcp_t tcp;
+	struct frame_reader fr;
+	struct fake *f;
+	int n;
+};
+
+struct fake_write {
+	uv_write_t req;
+	uint8_t *data;
+	bool close_after;
+};
+
+static void fake_conn_closed(uv_handle_t *h)
+{
+	struct fake_conn *fc = h->data;
+
+	frame_reader_close(&fc->fr);
+	free(fc);
+}
+
+static void fake_written(uv_write_t *req, int status)
+{
+	struct fake_write *fw = req->data;
+
+	(void)status;
+	if (fw->close_after && !uv_is_closing((uv_handle_t *)req->handle))
+		uv_close((uv_handle_t *)req->handle, fake_conn_closed);
+	free(fw->data);
+	free(fw);
+}
+
+static void fake_send(struct fake_conn *fc, struct buf *b, bool close_after)
+{
+	struct fake_write *fw = calloc(1, sizeof *fw);
+	uv_buf_t ub;
+	size_t len;
+
+	fw->data = buf_steal(b, &len);
+	fw->close_after = close_after;
+	fw->req.data = fw;
+	ub = uv_buf_init((char *)fw->data, (unsigned)len);
+	uv_write(&fw->req, (uv_stream_t *)&fc->tcp, &ub, 1, fake_written);
+}
+
+static void fake_head(struct mp_writer *w, unsigned n, uint64_t id, unsigned op,
+                      int64_t rev)
+{
+	mp_put_map(w, n);
+	mp_put_key(w, "id");
+	mp_put_uint(w, id);
+	mp_put_key(w, "op");
+	mp_put_uint(w, op);
+	mp_put_key(w, "h");
+	mp_put_map(w, 3);
+	mp_put_key(w, "m");
+	mp_put_uint(w, 7);
+	mp_put_key(w, "r");
+	mp_put_int(w, rev);
+	mp_put_key(w, "t");
+	mp_put_uint(w, 1);
+}
+
+/* An EVENTS frame of revision rev: puts of "fake/<v>" = v for each v. */
+static void fake_events(struct buf *b, int64_t rev, const char *const *vals,
+                        int n, bool more)
+{
+	size_t off = proto_frame_begin(b);
+	struct mp_writer w;
+	char k[32];
+	int i;
+
+	mp_writer_init(&w, b);
+	fake_head(&w, 6, 0, PROTO_OP_EVENTS, rev);
+	mp_put_key(&w, "wid");
+	mp_put_uint(&w, 5);
+	mp_put_key(&w, "ev");
+	mp_put_array(&w, (uint32_t)n);
+	for (i = 0; i < n; i++) {
+		snprintf(k, sizeof k, "fake/%s", vals[i]);
+		mp_put_array(&w, 3);
+		mp_put_uint(&w, CAIRN_EVENT_PUT);
+		proto_put_kv(&w, (const uint8_t *)k, strlen(k),
+		             (const uint8_t *)vals[i], strlen(vals[i]), rev,
+		             rev, 1, 0);
+		mp_put_nil(&w);
+	}
+	mp_put_key(&w, "more");
+	mp_put_bool(&w, more);
+	proto_frame_end(b, off, PROTO_RESP_FRAME_MAX);
+}
+
+/* A progress (crev < 0) or cancel (ECOMPACTED at crev) frame. */
+static void fake_notice(struct buf *b, int64_t rev, int64_t crev)
+{
+	size_t off = proto_frame_begin(b);
+	struct mp_writer w;
+
+	mp_writer_init(&w, b);
+	fake_head(&w, crev < 0 ? 5 : 8, 0, PROTO_OP_EVENTS, rev);
+	mp_put_key(&w, "wid");
+	mp_put_uint(&w, 5);
+	if (crev < 0) {
+		mp_put_key(&w, "prog");
+		mp_put_bool(&w, true);
+	} else {
+		mp_put_key(&w, "cancel");
+		mp_put_bool(&w, true);
+		mp_put_key(&w, "err");
+		mp_put_uint(&w, CAIRN_ECOMPACTED);
+		mp_put_key(&w, "msg");
+		mp_put_str(&w, "compacted", 9);
+		mp_put_key(&w, "crev");
+		mp_put_int(&w, crev);
+	}
+	proto_frame_end(b, off, PROTO_RESP_FRAME_MAX);
+}
+
+static void fake_watch(struct fake_conn *fc, const struct proto_req *req,
+                       struct buf *b)
+{
+	static const char *const v10[] = {"10"};
+	static const char *const v11[] = {"e0", "e1", "e2", "e3", "e4"};
+	static const char *const v12[] = {"12"};
+	size_t off = proto_frame_begin(b);
+	struct mp_writer w;
+
+	if (fc->f->n_watches < 8)
+		fc->f->watch_rev[fc->f->n_watches++] = req->revision;
+	mp_writer_init(&w, b);
+	fake_head(&w, 5, req->id, req->op, 20);
+	mp_put_key(&w, "wid");
+	mp_put_uint(&w, 5);
+	mp_put_key(&w, "rev");
+	mp_put_int(&w, req->revision);
+	proto_frame_end(b, off, PROTO_RESP_FRAME_MAX);
+	if (fc->n == 1) {
+		fake_events(b, 10, v10, 1, false);
+		fake_events(b, 11, v11, 2, true);
+		fake_events(b, 11, v11 + 2, 1, true);
+		fake_send(fc, b, true); /* gone in the middle of revision 11 */
+		return;
+	}
+	fake_events(b, 10, v10, 1, false); /* delivered already */
+	fake_events(b, 11, v11, 1, true);
+	fake_events(b, 11, v11 + 1, 3, true);
+	fake_events(b, 11, v11 + 4, 1, false);
+	fake_events(b, 12, v12, 1, false);
+	fake_notice(b, 12, -1);
+	fake_notice(b, 12, 5);
+	fake_send(fc, b, false);
+}
+
+static void fake_request(struct fake_conn *fc, const struct proto_req *req)
+{
+	struct buf b = BUF_INIT;
+	size_t off;
+	struct mp_writer w;
+
+	if (req->op == PROTO_OP_WATCH) {
+		fake_watch(fc, req, &b);
+		return;
+	}
+	off = proto_frame_begin(&b);
+	mp_writer_init(&w, &b);
+	if (req->op == PROTO_OP_HELLO) {
+		mp_put_map(&w, 5);
+		mp_put_key(&w, "id");
+		mp_put_uint(&w, req->id);
+		mp_put_key(&w, "op");
+		mp_put_uint(&w, req->op);
+		mp_put_key(&w, "ver");
+		mp_put_uint(&w, PROTO_VERSION);
+		mp_put_key(&w, "mid");
+		mp_put_uint(&w, 7);
+		mp_put_key(&w, "ldr");
+		mp_put_uint(&w, 7);
+	} else {
+		fake_head(&w, 3, req->id, req->op, 20);
+	}
+	proto_frame_end(&b, off, PROTO_RESP_FRAME_MAX);
+	fake_send(fc, &b, false);
+}
+
+static void fake_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b)
+{
+	struct fake_conn *fc = h->data;
+	uint8_t *p;
+	size_t len;
+
+	(void)suggested;
+	if (frame_space(&fc->fr, 65536, &p, &len) != 0)
+		len = 0;
+	*b = uv_buf_init((char *)p, (unsigned)len);
+}
+
+static void fake_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
+{
+	struct fake_conn *fc = s->data;
+	struct proto_req req;
+	const uint8_t *p;
+	uint32_t len;
+	char err[128];
+
+	(void)b;
+	if (n < 0) {
+		if (!uv_is_closing((uv_handle_t *)s))
+			uv_close((uv_handle_t *)s, fake_conn_closed);
+		return;
+	}
+	frame_commit(&fc->fr, (size_t)n);
+	while (frame_next(&fc->fr, &p, &len) == 1) {
+		if (proto_decode_req(p, len, &req, err, sizeof err) != 0)
+			continue;
+		fake_request(fc, &req);
+		proto_req_free(&req);
+	}
+}
+
+static void fake_accept(uv_stream_t *server, int status)
+{
+	struct fake *f = server->data;
+	struct fake_conn *fc;
+
+	if (status != 0)
+		return;
+	fc = calloc(1, sizeof *fc);
+	fc->f = f;
+	fc->n = ++f->n_conns;
+	frame_reader_init(&fc->fr, PROTO_REQ_FRAME_MAX);
+	uv_tcp_init(server->loop, &fc->tcp);
+	fc->tcp.data = fc;
+	if (uv_accept(server, (uv_stream_t *)&fc->tcp) == 0)
+		uv_read_start((uv_stream_t *)&fc->tcp, fake_alloc, fake_read);
+}
+
+static int fake_start(uv_loop_t *loop, struct fake *f)
+{
+	struct sockaddr_storage ss;
+	struct sockaddr_in a;
+	int len = sizeof ss;
+
+	uv_ip4_addr("127.0.0.1", 0, &a);
+	CHECK_EQ_INT(uv_tcp_init(loop, &f->server), 0);
+	f->server.data = f;
+	CHECK_EQ_INT(uv_tcp_bind(&f->server, (struct sockaddr *)&a, 0), 0);
+	CHECK_EQ_INT(uv_listen((uv_stream_t *)&f->server, 8, fake_accept), 0);
+	CHECK_EQ_INT(
+	    uv_tcp_getsockname(&f->server, (struct sockaddr *)&ss, &len), 0);
+	f->port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+	return 0;
+}
+
+static void close_any(uv_handle_t *h, void *arg)
+{
+	(void)arg;
+	if (!uv_is_closing(h))
+		uv_close(h, h->type == UV_TCP && h->data != NULL && h != arg
+		                ? fake_conn_closed
+		                : NULL);
+}
+
+TEST(resume_in_a_split_revision_has_no_gap_and_no_duplicate)
+{
+	static const char *const want[] = {"10", "e0", "e1", "e2",
+	                                   "e3", "e4", "12"};
+	static struct wrec r;
+	static struct fake f;
+	struct cairn_watch_opts o = {.key = "fake/",
+	                             .key_len = 5,
+	                             .end = "fake0",
+	                             .end_len = 5,
+	                             .start_revision = 10};
+	cairn_client *c = NULL;
+	char ep[32];
+	uv_loop_t loop;
+	size_t i;
+
+	CHECK_EQ_INT(uv_loop_init(&loop), 0);
+	CHECK_EQ_INT(fake_start(&loop, &f), 0);
+	snprintf(ep, sizeof ep, "127.0.0.1:%d", f.port);
+	CHECK_EQ_INT(cairn_open_async(&c, &loop, ep, NULL, NULL, 0), 0);
+	CHECK_EQ_INT(cairn_watch_start(c, &o, on_wupdate, &r, NULL), 0);
+	CHECK_EQ_INT(run_until(&loop, &r.n_final, 1, 5000), 0);
+	CHECK_EQ_INT(f.n_conns, 2);
+	CHECK_EQ_INT(f.n_watches, 2);
+	CHECK_EQ_INT(f.watch_rev[0], 10);
+	CHECK_EQ_INT(f.watch_rev[1], 11); /* the revision it was in */
+	CHECK_EQ_INT(r.n_events, 7);
+	for (i = 0; i < 7; i++)
+		CHECK(strcmp(r.val[i], want[i]) == 0);
+	CHECK_EQ_INT(r.rev[6], 12);
+	CHECK_EQ_INT(r.n_more, 3); /* e0+e1, e2, then e3 on the new link */
+	CHECK_EQ_INT(r.n_progress, 1);
+	CHECK_EQ_INT(r.last_progress, 12);
+	CHECK_EQ_INT(r.final_err, CAIRN_ECOMPACTED);
+	CHECK_EQ_INT(r.final_crev, 5);
+	CHECK_EQ_INT(r.bad_rev, 0);
+	cairn_close(c);
+	uv_walk(&loop, close_any, &f.server);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	CHECK_EQ_INT(uv_loop_close(&loop), 0);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct test_case tests[] = {
@@ -681,6 +1614,17 @@ int main(int argc, char **argv)
 	    T(async_close_cancels_pending_once),
 	    T(async_close_from_a_callback),
 	    T(async_submit_errors_never_call_back),
+	    T(resume_in_a_split_revision_has_no_gap_and_no_duplicate),
+	    T(watch_on_an_unreachable_endpoint_fails_with_a_reason),
+	    T(watch_prefix_sees_puts_deletes_and_txns_in_order),
+	    T(watch_from_an_old_revision_replays_then_goes_live),
+	    T(watch_filters_no_put_and_no_delete),
+	    T(watch_cancel_from_its_callback_fires_once),
+	    T(close_ends_every_watch_once),
+	    T(watch_progress_request_reports_the_revision),
+	    T(watch_splits_a_huge_revision_with_more),
+	    /* last: it compacts away the history the tests above read */
+	    T(compaction_then_watch_below_it_fails_with_the_compact_revision),
 	};
 
 	if (argc < 2) {
