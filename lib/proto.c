@@ -189,6 +189,10 @@ static bool read_field(struct mp_dec *d, struct proto_req *req, const char *k,
 		return mp_dec_uint(d, "ack", &req->ack);
 	if (MP_KEY_IS(k, klen, "ver"))
 		return mp_dec_uint(d, "ver", &req->version);
+	if (MP_KEY_IS(k, klen, "ttl"))
+		return mp_dec_int(d, "ttl", &req->ttl);
+	if (MP_KEY_IS(k, klen, "keys"))
+		return mp_dec_bool(d, "keys", &req->with_keys);
 	if (MP_KEY_IS(k, klen, "wid"))
 		return mp_dec_uint(d, "wid", &req->watch_id);
 	if (MP_KEY_IS(k, klen, "np"))

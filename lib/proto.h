@@ -21,6 +21,7 @@
  *   f   array of op maps (failure branch)
  *   ver uint  protocol version (HELLO)
  *   wid uint  watch id            np, nd, pn bool  watch filters and progress
+ *   ttl int   lease TTL (seconds) keys bool  LEASE_TTL: list attached keys
  *   mid uint, cli str, name str  a member's attributes (PUBLISH: members
  *             only, proposed by a new leader for itself; clients are refused)
  *
@@ -53,6 +54,16 @@
  * ends one watch (answered {id, op, h}); WATCH_PROGRESS {id, op} is answered
  * {id, op, h} and makes every caught-up watch of the connection send a
  * progress notification. A deleted kv is [key, nil, 0, delete revision, 0, 0].
+ *
+ * Leases. LEASE_GRANT {id, op, ttl: seconds, l: wanted id or 0, cid, seq,
+ * ack} answers {id, op, h, l, ttl}. LEASE_REVOKE {id, op, l, cid, seq, ack}
+ * deletes the lease and, in one revision, every key attached to it; answers
+ * {id, op, h}. LEASE_KEEPALIVE {id, op, l} renews it to its full TTL; answers
+ * {id, op, h, l, ttl}. LEASE_TTL {id, op, l, keys: bool} answers {id, op, h,
+ * l, ttl: seconds left, gttl: granted, keys: [bin...]}. LEASE_LIST {id, op}
+ * answers {id, op, h, ls: [id...]}. Grant and revoke go through the log;
+ * keep-alive and TTL are answered by the leader (which alone times leases);
+ * list by any member. An unknown lease is CAIRN_ENOLEASE.
  *
  * COMPACT {id, op, rev, cid, seq, ack} discards the history below rev (a write,
  * through the log); answered {id, op, h}, or CAIRN_ECOMPACTED (rev at or below
@@ -92,7 +103,12 @@
 	X(WATCH_CANCEL, 9, false)                                            \
 	X(WATCH_PROGRESS, 10, false)                                         \
 	X(EVENTS, 11, false)                                                 \
-	X(COMPACT, 12, true)
+	X(COMPACT, 12, true)                                                 \
+	X(LEASE_GRANT, 13, true)                                             \
+	X(LEASE_REVOKE, 14, true)                                            \
+	X(LEASE_KEEPALIVE, 15, false)                                        \
+	X(LEASE_TTL, 16, false)                                              \
+	X(LEASE_LIST, 17, false)
 
 enum proto_op {
 #define PROTO__OP_ENUM(name, code, w) PROTO_OP_##name = code,
@@ -141,6 +157,8 @@ struct proto_req {
 	uint64_t seq;
 	uint64_t ack;
 	uint64_t version;
+	int64_t ttl;
+	bool with_keys;
 	uint64_t watch_id;
 	bool no_put;
 	bool no_delete;

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "cairn.h"
+#include "lease.h"
 #include "log.h"
 #include "mvcc.h"
 
@@ -181,15 +182,20 @@ void exec_read(struct mvcc *m, const struct proto_req *req,
 
 /* ---- writes --------------------------------------------------------------- */
 
-static void put_fields(struct mvcc *m, const struct proto_req *req,
+static void put_fields(const struct exec_store *s, const struct proto_req *req,
                        struct answer *a)
 {
 	struct mvcc_kv prev;
 	bool had = false;
 
-	if (mvcc_put(m, req->key, req->key_len, req->value, req->value_len,
+	if (mvcc_put(s->m, req->key, req->key_len, req->value, req->value_len,
 	             req->lease, &prev, &had) != 0)
 		exec_out_of_memory();
+	if (had && prev.lease != 0 && prev.lease != req->lease)
+		lease_detach(s->leases, prev.lease, req->key, req->key_len);
+	if (req->lease != 0 &&
+	    lease_attach(s->leases, req->lease, req->key, req->key_len) != 0)
+		exec_out_of_memory(); /* the lease exists: check_branch saw it */
 	if (a == NULL || !req->prev_kv)
 		return;
 	mp_put_array(field(a, "pkvs"), had ? 1 : 0);
@@ -197,22 +203,37 @@ static void put_fields(struct mvcc *m, const struct proto_req *req,
 		put_kv(&prev, &(struct kv_sink){a->w, 0, false});
 }
 
-static void delete_fields(struct mvcc *m, const struct proto_req *req,
-                          struct answer *a)
+struct delete_sink {
+	struct kv_sink kvs;
+	struct leases *leases;
+};
+
+/* A pair about to be deleted: off its lease, into the answer if asked. */
+static void deleted_kv(const struct mvcc_kv *kv, void *arg)
 {
-	struct kv_sink sink = {NULL, 0, false};
+	struct delete_sink *d = arg;
+
+	if (kv->lease != 0)
+		lease_detach(d->leases, kv->lease, kv->key, kv->key_len);
+	put_kv(kv, &d->kvs);
+}
+
+static void delete_fields(const struct exec_store *s,
+                          const struct proto_req *req, struct answer *a)
+{
+	struct delete_sink sink = {{NULL, 0, false}, s->leases};
 	int64_t deleted = 0;
 	size_t at = 0;
 
 	if (a != NULL && req->prev_kv) {
-		sink.w = field(a, "pkvs");
-		at = mp_open(sink.w, false);
+		sink.kvs.w = field(a, "pkvs");
+		at = mp_open(sink.kvs.w, false);
 	}
-	if (mvcc_delete_range(m, req->key, req->key_len, req->end, req->end_len,
-	                      sink.w != NULL ? put_kv : NULL, &sink, &deleted) != 0)
+	if (mvcc_delete_range(s->m, req->key, req->key_len, req->end,
+	                      req->end_len, deleted_kv, &sink, &deleted) != 0)
 		exec_out_of_memory();
-	if (sink.w != NULL)
-		mp_close(sink.w, at, sink.n);
+	if (sink.kvs.w != NULL)
+		mp_close(sink.kvs.w, at, sink.kvs.n);
 	if (a != NULL)
 		mp_put_int(field(a, "del"), deleted);
 }
@@ -278,8 +299,8 @@ static bool same_bytes(const uint8_t *a, size_t alen, const uint8_t *b,
 }
 
 /* Refuses a branch that could not apply whole. */
-static int check_branch(struct mvcc *m, const struct proto_req *ops, uint32_t n,
-                        char *msg, size_t len)
+static int check_branch(const struct exec_store *s, const struct proto_req *ops,
+                        uint32_t n, char *msg, size_t len)
 {
 	uint32_t i;
 	uint32_t j;
@@ -287,16 +308,16 @@ static int check_branch(struct mvcc *m, const struct proto_req *ops, uint32_t n,
 
 	for (i = 0; i < n; i++) {
 		if (ops[i].op == PROTO_OP_RANGE) {
-			rv = range_check(m, &ops[i], msg, len);
+			rv = range_check(s->m, &ops[i], msg, len);
 			if (rv != 0)
 				return rv;
 		}
 		if (ops[i].op != PROTO_OP_PUT)
 			continue;
-		if (ops[i].lease != 0) {
+		if (ops[i].lease != 0 && lease_find(s->leases, ops[i].lease) == NULL) {
 			snprintf(msg, len, "lease %llx not found",
 			         (unsigned long long)ops[i].lease);
-			return CAIRN_EINVAL;
+			return CAIRN_ENOLEASE;
 		}
 		for (j = 0; j < i; j++) {
 			if (ops[j].op == PROTO_OP_PUT &&
@@ -310,24 +331,24 @@ static int check_branch(struct mvcc *m, const struct proto_req *ops, uint32_t n,
 	return 0;
 }
 
-static void op_fields(struct mvcc *m, const struct proto_req *op,
+static void op_fields(const struct exec_store *s, const struct proto_req *op,
                       struct answer *a)
 {
 	switch (op->op) {
 	case PROTO_OP_RANGE:
 		if (a != NULL)
-			range_fields(m, op, a);
+			range_fields(s->m, op, a);
 		break;
 	case PROTO_OP_PUT:
-		put_fields(m, op, a);
+		put_fields(s, op, a);
 		break;
 	default:
-		delete_fields(m, op, a);
+		delete_fields(s, op, a);
 		break;
 	}
 }
 
-static void branch_fields(struct mvcc *m, const struct proto_req *ops,
+static void branch_fields(const struct exec_store *s, const struct proto_req *ops,
                           uint32_t n, struct answer *a)
 {
 	struct answer sub;
@@ -337,12 +358,12 @@ static void branch_fields(struct mvcc *m, const struct proto_req *ops,
 		mp_put_array(field(a, "rs"), n);
 	for (i = 0; i < n; i++) {
 		if (a == NULL) {
-			op_fields(m, &ops[i], NULL);
+			op_fields(s, &ops[i], NULL);
 			continue;
 		}
 		answer_open(&sub, a->w);
 		mp_put_uint(field(&sub, "op"), ops[i].op);
-		op_fields(m, &ops[i], &sub);
+		op_fields(s, &ops[i], &sub);
 		answer_close(&sub);
 	}
 }
@@ -390,7 +411,80 @@ static int compact(struct mvcc *m, const struct proto_req *req,
  * the header goes first; the fields are built in a scratch buffer and appended
  * after the header.
  */
-int exec_write(struct mvcc *m, const struct proto_req *req,
+/* LEASE_GRANT: the revision does not move (no key changes). */
+static int lease_grant_op(const struct exec_store *s, const struct proto_req *req,
+                          const struct exec_hdr *h, struct mp_writer *w)
+{
+	struct lease *ls;
+	struct answer a;
+	char msg[96];
+	int rv;
+
+	if (req->ttl < 1 || req->ttl > LEASE_MAX_TTL || req->lease < 0) {
+		snprintf(msg, sizeof msg, "a lease TTL is 1 to %lld seconds",
+		         (long long)LEASE_MAX_TTL);
+		rv = CAIRN_EINVAL;
+		goto err;
+	}
+	rv = lease_grant(s->leases, req->lease, req->ttl, &ls);
+	if (rv == CAIRN_ENOMEM)
+		exec_out_of_memory();
+	if (rv != 0) {
+		snprintf(msg, sizeof msg, "lease %llx already exists",
+		         (unsigned long long)req->lease);
+		goto err;
+	}
+	if (w != NULL) {
+		answer_top(&a, w, req, h, mvcc_rev(s->m));
+		mp_put_int(field(&a, "l"), ls->id);
+		mp_put_int(field(&a, "ttl"), ls->ttl);
+		answer_close(&a);
+	}
+	return 0;
+err:
+	if (w != NULL)
+		exec_error(w, req->id, req->op, rv, msg, 0, NULL);
+	return rv;
+}
+
+/* LEASE_REVOKE: every attached key goes in one revision, then the lease. */
+static int lease_revoke_op(const struct exec_store *s,
+                           const struct proto_req *req,
+                           const struct exec_hdr *h, struct mp_writer *w)
+{
+	struct lease *ls = lease_find(s->leases, req->lease);
+	struct answer a;
+	char msg[64];
+	int64_t deleted;
+
+	if (ls == NULL) {
+		snprintf(msg, sizeof msg, "lease %llx not found",
+		         (unsigned long long)req->lease);
+		if (w != NULL)
+			exec_error(w, req->id, req->op, CAIRN_ENOLEASE, msg, 0, NULL);
+		return CAIRN_ENOLEASE;
+	}
+	mvcc_begin(s->m);
+	/* Deleting detaches: the last key always sits at the end. */
+	while (ls->n_keys > 0) {
+		struct lease_key *k = &ls->keys[ls->n_keys - 1];
+		if (mvcc_delete_range(s->m, k->p, k->len, NULL, 0, NULL, NULL,
+		                      &deleted) != 0)
+			exec_out_of_memory();
+		free(k->p);
+		ls->n_keys--;
+	}
+	lease_remove(s->leases, ls);
+	if (w != NULL) {
+		answer_top(&a, w, req, h, mvcc_end(s->m));
+		answer_close(&a);
+	} else {
+		mvcc_end(s->m);
+	}
+	return 0;
+}
+
+int exec_write(const struct exec_store *s, const struct proto_req *req,
                const struct exec_hdr *h, struct mp_writer *w)
 {
 	struct buf scratch = BUF_INIT;
@@ -405,14 +499,22 @@ int exec_write(struct mvcc *m, const struct proto_req *req,
 	int64_t rev;
 	int rv;
 
-	if (req->op == PROTO_OP_COMPACT)
-		return compact(m, req, h, w);
-	if (req->op == PROTO_OP_TXN) {
-		ok = txn_succeeds(m, req);
+	switch (req->op) {
+	case PROTO_OP_COMPACT:
+		return compact(s->m, req, h, w);
+	case PROTO_OP_LEASE_GRANT:
+		return lease_grant_op(s, req, h, w);
+	case PROTO_OP_LEASE_REVOKE:
+		return lease_revoke_op(s, req, h, w);
+	case PROTO_OP_TXN:
+		ok = txn_succeeds(s->m, req);
 		ops = ok ? req->succ : req->fail;
 		n = ok ? req->n_succ : req->n_fail;
+		break;
+	default:
+		break;
 	}
-	rv = check_branch(m, ops, n, msg, sizeof msg);
+	rv = check_branch(s, ops, n, msg, sizeof msg);
 	if (rv != 0) {
 		if (w != NULL)
 			exec_error(w, req->id, req->op, rv, msg, 0, NULL);
@@ -423,15 +525,15 @@ int exec_write(struct mvcc *m, const struct proto_req *req,
 		answer_open(&body, &sw);
 		b = &body;
 	}
-	mvcc_begin(m);
+	mvcc_begin(s->m);
 	if (req->op == PROTO_OP_TXN) {
 		if (b != NULL)
 			mp_put_bool(field(b, "ok"), ok);
-		branch_fields(m, ops, n, b);
+		branch_fields(s, ops, n, b);
 	} else {
-		op_fields(m, req, b);
+		op_fields(s, req, b);
 	}
-	rev = mvcc_end(m);
+	rev = mvcc_end(s->m);
 	if (b != NULL) {
 		answer_top(&top, w, req, h, rev);
 		/* Splice the body's fields (skip its 5-byte map header). */

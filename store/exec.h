@@ -17,6 +17,13 @@
 #include "proto.h"
 
 struct mvcc;
+struct leases;
+
+/* The replicated state writes change. */
+struct exec_store {
+	struct mvcc *m;
+	struct leases *leases;
+};
 
 /* What every answer's header says besides the revision. */
 struct exec_hdr {
@@ -36,7 +43,7 @@ void exec_read(struct mvcc *m, const struct proto_req *req,
  * outcome: 0 for success, EXEC_TXN_FAILED, or the CAIRN_E* code of a domain
  * error (nothing changed).
  */
-int exec_write(struct mvcc *m, const struct proto_req *req,
+int exec_write(const struct exec_store *s, const struct proto_req *req,
                const struct exec_hdr *h, struct mp_writer *w);
 
 /* Encodes the answer to a retried write that was applied before with this

@@ -21,6 +21,7 @@
 
 #include "cairn.h"
 #include "dedup.h"
+#include "lease.h"
 #include "log.h"
 #include "mvcc.h"
 #include "proto.h"
@@ -170,7 +171,7 @@ static void apply_one(struct fsm *f, const uint8_t *p, size_t len,
 		proto_req_free(&req);
 		return;
 	}
-	outcome = exec_write(f->mvcc, &req, &h, w);
+	outcome = exec_write(&(struct exec_store){f->mvcc, f->leases}, &req, &h, w);
 	if (req.client_id != 0 &&
 	    dedup_record(f->dedup, req.client_id, req.seq, mvcc_rev(f->mvcc),
 	                 outcome) != 0)
@@ -274,7 +275,7 @@ int fsm_encode_snapshot(struct fsm *f, uint8_t **out, size_t *len)
 	int rv;
 
 	mp_writer_init(&w, &raw);
-	mp_put_array(&w, 4);
+	mp_put_array(&w, 5);
 	mp_put_uint(&w, SNAPSHOT_FORMAT);
 	rv = w.err;
 	if (rv == 0)
@@ -283,6 +284,8 @@ int fsm_encode_snapshot(struct fsm *f, uint8_t **out, size_t *len)
 		rv = dedup_dump(f->dedup, &raw);
 	if (rv == 0)
 		rv = dump_members(f, &raw);
+	if (rv == 0)
+		rv = leases_dump(f->leases, &raw);
 	if (rv != 0)
 		goto err;
 	memset(&prefs, 0, sizeof prefs);
@@ -361,6 +364,7 @@ int fsm_decode_snapshot(struct fsm *f, const uint8_t *p, size_t len,
 	unsigned n_members = 0;
 	struct mvcc *m = NULL;
 	struct dedup *d = NULL;
+	struct leases *l = NULL;
 	uint64_t format;
 	uint32_t n;
 	int rv;
@@ -370,7 +374,7 @@ int fsm_decode_snapshot(struct fsm *f, const uint8_t *p, size_t len,
 		goto out;
 	mp_reader_init(&r, raw.data, raw.len);
 	rv = CAIRN_EPROTO;
-	if (!mp_read_array(&r, &n) || n != 4 || !mp_read_uint(&r, &format) ||
+	if (!mp_read_array(&r, &n) || n != 5 || !mp_read_uint(&r, &format) ||
 	    format != SNAPSHOT_FORMAT) {
 		snprintf(errbuf, errlen, "snapshot: unknown format");
 		goto out;
@@ -383,14 +387,21 @@ int fsm_decode_snapshot(struct fsm *f, const uint8_t *p, size_t len,
 		snprintf(errbuf, errlen, "snapshot: client table is corrupt");
 		goto out;
 	}
-	if (!load_members(&r, members, &n_members) || mp_left(&r) != 0) {
+	if (!load_members(&r, members, &n_members)) {
 		snprintf(errbuf, errlen, "snapshot: member table is corrupt");
+		goto out;
+	}
+	if (leases_load(&r, m, &l) != 0 || mp_left(&r) != 0) {
+		snprintf(errbuf, errlen, "snapshot: lease table is corrupt");
 		goto out;
 	}
 	mvcc_destroy(f->mvcc);
 	dedup_destroy(f->dedup);
+	leases_destroy(f->leases);
 	f->mvcc = m;
 	f->dedup = d;
+	f->leases = l;
+	l = NULL;
 	memcpy(f->members, members, n_members * sizeof members[0]);
 	f->n_members = n_members;
 	m = NULL;
@@ -399,6 +410,7 @@ int fsm_decode_snapshot(struct fsm *f, const uint8_t *p, size_t len,
 out:
 	mvcc_destroy(m);
 	dedup_destroy(d);
+	leases_destroy(l);
 	buf_free(&raw);
 	return rv;
 }
@@ -468,10 +480,11 @@ int fsm_init(struct fsm *f, uint64_t member_id, const struct fsm_hooks *hooks)
 	if (rv != 0)
 		return rv;
 	rv = dedup_create(&f->dedup);
-	if (rv != 0) {
-		mvcc_destroy(f->mvcc);
-		return rv;
-	}
+	if (rv != 0)
+		goto err_after_mvcc;
+	rv = leases_create(&f->leases);
+	if (rv != 0)
+		goto err_after_dedup;
 	f->member_id = member_id;
 	if (hooks != NULL)
 		f->hooks = *hooks;
@@ -482,12 +495,19 @@ int fsm_init(struct fsm *f, uint64_t member_id, const struct fsm_hooks *hooks)
 	f->raft_fsm.snapshot_finalize = snapshot_finalize;
 	f->raft_fsm.restore = restore;
 	return 0;
+err_after_dedup:
+	dedup_destroy(f->dedup);
+err_after_mvcc:
+	mvcc_destroy(f->mvcc);
+	return rv;
 }
 
 void fsm_close(struct fsm *f)
 {
 	mvcc_destroy(f->mvcc);
 	dedup_destroy(f->dedup);
+	leases_destroy(f->leases);
 	f->mvcc = NULL;
 	f->dedup = NULL;
+	f->leases = NULL;
 }

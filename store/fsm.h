@@ -14,7 +14,7 @@
  * (client address and name; a new leader publishes its own through the log),
  * so any member can tell a client where the leader takes requests.
  *
- * A snapshot is [format 1, keyspace, dedup table, member attributes] in
+ * A snapshot is [format 1, keyspace, dedup table, member attributes, leases] in
  * MessagePack, compressed as
  * one LZ4 frame with block and content checksums. Restore checks all of it and
  * refuses (logging why) anything corrupt, leaving the current state untouched.
@@ -34,6 +34,7 @@
 
 struct mvcc;
 struct dedup;
+struct leases;
 
 struct fsm_hooks {
 	void *arg;
@@ -56,6 +57,7 @@ struct fsm {
 	struct raft_fsm raft_fsm; /* handed to raft_init(); data points here */
 	struct mvcc *mvcc;
 	struct dedup *dedup;
+	struct leases *leases;
 	uint64_t member_id;
 	const struct raft *raft; /* for the term in answer headers; may be NULL */
 	struct fsm_hooks hooks;

@@ -640,6 +640,7 @@ int node_start(struct node *n, uv_loop_t *loop, const struct config *cfg,
 	uv_check_start(&n->flush, flush_cb);
 	compactor_start(&n->compactor, loop, n, cfg->compaction_mode,
 	                cfg->compaction_retention);
+	lessor_start(&n->lessor, loop, n);
 	return 0;
 }
 
@@ -664,6 +665,7 @@ static void raft_closed(struct raft *r)
 
 	uv_close((uv_handle_t *)&n->poll, NULL);
 	compactor_stop(&n->compactor, NULL);
+	lessor_stop(&n->lessor, NULL);
 	uv_close((uv_handle_t *)&n->flush, handle_closed);
 }
 

@@ -30,6 +30,7 @@
 #include "compactor.h"
 #include "config.h"
 #include "fsm.h"
+#include "lessor.h"
 
 #define NODE_MAX_INFLIGHT 4
 
@@ -63,6 +64,7 @@ struct node {
 	uv_timer_t poll;
 	uv_check_t flush;
 	struct compactor compactor;
+	struct lessor lessor;
 	bool leader;    /* as of the last poll */
 	bool ready;     /* leader and its first barrier applied */
 	bool closing;

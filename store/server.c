@@ -499,6 +499,16 @@ static void dispatch(struct conn *c, const struct proto_req *req,
 	case PROTO_OP_WATCH:
 		watch_create(&s->watch, c, ++c->next_wid, req);
 		return;
+	case PROTO_OP_LEASE_LIST:
+		lessor_answer(&s->node->lessor, c, req);
+		return;
+	case PROTO_OP_LEASE_KEEPALIVE:
+	case PROTO_OP_LEASE_TTL:
+		if (leads)
+			lessor_answer(&s->node->lessor, c, req);
+		else
+			not_leader(c, req);
+		return;
 	case PROTO_OP_WATCH_CANCEL:
 		watch_cancel(&s->watch, c, req);
 		return;

@@ -53,7 +53,9 @@ extern "C" {
 	X(CAIRN_EUNAVAILABLE, 17, "no endpoint available")                     \
 	X(CAIRN_ESHUTDOWN, 18, "member is shutting down")                      \
 	X(CAIRN_ENOSPACE, 19, "keyspace quota exceeded")                       \
-	X(CAIRN_EINTERNAL, 20, "internal error")
+	X(CAIRN_EINTERNAL, 20, "internal error")                               \
+	X(CAIRN_ENOLEASE, 21, "lease not found")                               \
+	X(CAIRN_ELEASEEXISTS, 22, "lease already exists")
 
 enum cairn_error {
 	CAIRN_OK = 0,
@@ -87,6 +89,11 @@ enum cairn_op_type {
 	CAIRN_OP_STATUS,
 	CAIRN_OP_MEMBERS,
 	CAIRN_OP_COMPACT = 12, /* discard history below op->revision */
+	CAIRN_OP_LEASE_GRANT = 13,     /* ttl; lease: wanted id or 0 */
+	CAIRN_OP_LEASE_REVOKE = 14,    /* lease */
+	CAIRN_OP_LEASE_KEEPALIVE = 15, /* lease: renews it to its full TTL */
+	CAIRN_OP_LEASE_TTL = 16,       /* lease; keys: list the attached keys */
+	CAIRN_OP_LEASE_LIST = 17,
 };
 
 /* Compare targets and results of a transaction's compare clause. */
@@ -147,6 +154,8 @@ struct cairn_op {
 	bool keys_only;   /* RANGE */
 	bool count_only;  /* RANGE */
 	const struct cairn_txn *txn; /* TXN */
+	int64_t ttl; /* LEASE_GRANT: seconds */
+	bool keys;   /* LEASE_TTL: return the attached keys */
 };
 
 /* Status of one member (CAIRN_OP_STATUS). */
@@ -208,6 +217,14 @@ struct cairn_result {
 	/* MEMBERS */
 	struct cairn_member *members;
 	size_t n_members;
+	/* LEASE_GRANT, LEASE_KEEPALIVE, LEASE_TTL: the lease, its TTL (seconds
+	 * left for KEEPALIVE and TTL) and, for LEASE_TTL, the granted TTL and
+	 * the attached keys (in kvs, keys only). LEASE_LIST: the ids. */
+	int64_t lease;
+	int64_t ttl;
+	int64_t granted_ttl;
+	int64_t *leases;
+	size_t n_leases;
 	/* ECOMPACTED: the compact revision, so the caller knows where history
 	 * starts. */
 	int64_t compact_revision;

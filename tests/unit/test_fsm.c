@@ -1378,8 +1378,8 @@ TEST(corrupt_snapshot_contents_are_refused)
 	mp_put_nil(&w);
 	CHECK_EQ_INT(compress(bad.data, bad.len, &z), 0);
 	CHECK(expect_refused(&t.fsm, &target, z.data, z.len) == 0);
-	/* Another format number (the second byte: [4, format, ...]). */
-	CHECK_EQ_INT(raw.data[0], 0x94);
+	/* Another format number (the second byte: [5, format, ...]). */
+	CHECK_EQ_INT(raw.data[0], 0x95);
 	CHECK_EQ_INT(raw.data[1], 1);
 	buf_reset(&bad);
 	buf_append(&bad, raw.data, raw.len);
