@@ -2102,6 +2102,7 @@ static void on_events(struct cairn_client *c, const uint8_t *p, uint32_t len)
 	if (rv == CAIRN_EPROTO && w != NULL) {
 		watch_end(c, w, rv, 0, "malformed events from %s: %s",
 		          c->eps[c->ep].name, err);
+		send_and_forget(c, PROTO_OP_WATCH_CANCEL, ev.watch_id);
 	} else if (rv != 0) { /* resumed, so nothing is lost */
 		link_fail(c, rv, "events: %s",
 		          rv == CAIRN_ENOMEM ? "out of memory" : err);

@@ -317,7 +317,10 @@ struct cairn_watch_opts {
 	size_t key_len;
 	const void *end;
 	size_t end_len;
-	int64_t start_revision; /* 0: changes after now */
+	int64_t start_revision; /* 0: changes after the serving member's current
+	                           revision, which may lag the leader's: to
+	                           start exactly after a write, pass its
+	                           revision + 1 */
 	bool prev_kv;
 	bool no_put;
 	bool no_delete;
