@@ -181,7 +181,12 @@ cluster_start() { # cluster_start N [extra flags]
 	for i in $(seq 1 "$n"); do
 		member_start "$i" "$@"
 	done
-	wait_leader
+	if ! wait_leader; then
+		dump_logs
+		echo "Bail out! the cluster elected no leader"
+		N_FAILED=$((N_FAILED + 1))
+		exit 1
+	fi
 }
 
 ctl() { "$CTL" --endpoints "$CAIRN_ENDPOINTS" "$@"; }
