@@ -370,6 +370,25 @@ static void f_true(struct fields *f, const char *k)
 
 static void put_txn(struct fields *f, const struct cairn_txn *t);
 
+static bool is_lease_op(int type)
+{
+	return type >= CAIRN_OP_LEASE_GRANT && type <= CAIRN_OP_LEASE_LIST;
+}
+
+/* GRANT {ttl, l: wanted id, absent for 0}; REVOKE, KEEPALIVE {l}; TTL {l,
+ * keys}; LIST {}. */
+static void put_lease_fields(struct fields *f, const struct cairn_op *op)
+{
+	if (op->type == CAIRN_OP_LEASE_LIST)
+		return;
+	if (op->type == CAIRN_OP_LEASE_GRANT)
+		f_int(f, "ttl", op->ttl);
+	if (op->type != CAIRN_OP_LEASE_GRANT || op->lease != 0)
+		f_int(f, "l", op->lease);
+	if (op->type == CAIRN_OP_LEASE_TTL && op->keys)
+		f_true(f, "keys");
+}
+
 /* The fields of op besides id and op (and cid, seq, ack). */
 static void put_fields(struct fields *f, const struct cairn_op *op)
 {
@@ -379,6 +398,10 @@ static void put_fields(struct fields *f, const struct cairn_op *op)
 	}
 	if (op->type == CAIRN_OP_STATUS || op->type == CAIRN_OP_MEMBERS)
 		return;
+	if (is_lease_op(op->type)) {
+		put_lease_fields(f, op);
+		return;
+	}
 	if (op->type == CAIRN_OP_COMPACT) {
 		f_int(f, "rev", op->revision);
 		return;
@@ -565,6 +588,35 @@ static int check_txn(struct cairn_client *c, const struct cairn_txn *t)
 	return rv;
 }
 
+static int check_lease_op(struct cairn_client *c, const struct cairn_op *op)
+{
+	static const char *const names[] = {"grant", "revoke", "keep-alive",
+	                                    "time-to-live", "list"};
+	const char *name = names[op->type - CAIRN_OP_LEASE_GRANT];
+
+	switch (op->type) {
+	case CAIRN_OP_LEASE_GRANT:
+		if (op->ttl < 1)
+			return set_err(c, CAIRN_EINVAL,
+			               "lease grant: the TTL must be at least "
+			               "1 second, not %" PRId64,
+			               op->ttl);
+		if (op->lease < 0)
+			return set_err(c, CAIRN_EINVAL,
+			               "lease grant: the lease id must not be "
+			               "negative (0 lets the store pick one)");
+		return 0;
+	case CAIRN_OP_LEASE_LIST:
+		return 0;
+	default:
+		if (op->lease <= 0)
+			return set_err(c, CAIRN_EINVAL,
+			               "lease %s: the lease id must be positive",
+			               name);
+		return 0;
+	}
+}
+
 static int check_op(struct cairn_client *c, const struct cairn_op *op)
 {
 	if (op == NULL)
@@ -585,6 +637,12 @@ static int check_op(struct cairn_client *c, const struct cairn_op *op)
 			    c, CAIRN_EINVAL,
 			    "compact: the revision must be at least 1");
 		return 0;
+	case CAIRN_OP_LEASE_GRANT:
+	case CAIRN_OP_LEASE_REVOKE:
+	case CAIRN_OP_LEASE_KEEPALIVE:
+	case CAIRN_OP_LEASE_TTL:
+	case CAIRN_OP_LEASE_LIST:
+		return check_lease_op(c, op);
 	default:
 		return set_err(c, CAIRN_EINVAL, "unknown operation type %d",
 		               op->type);
@@ -622,8 +680,15 @@ static int req_new(struct cairn_client *c, const struct cairn_op *op,
 	r->n_fields = f.n;
 	r->type = op->type;
 	r->write = proto_op_is_write((unsigned)op->type);
-	r->leader =
-	    r->write || (op->type == CAIRN_OP_RANGE && !op->serializable);
+	/* Only the leader times leases: keep-alive and TTL are its to answer. */
+	r->leader = r->write ||
+	            (op->type == CAIRN_OP_RANGE && !op->serializable) ||
+	            op->type == CAIRN_OP_LEASE_KEEPALIVE ||
+	            op->type == CAIRN_OP_LEASE_TTL;
+	if (op->type == CAIRN_OP_LEASE_GRANT) {
+		r->lease = op->lease;
+		r->ttl = op->ttl;
+	}
 	*out = r;
 	return 0;
 }
@@ -1382,6 +1447,33 @@ static void retry(struct cairn_client *c, struct req *r,
 	          env->msg ? env->msg : cairn_strerror(env->err));
 }
 
+/*
+ * A retried LEASE_GRANT that the store had applied before is answered only
+ * "dup" (and the revision): the id and TTL come from the request when the
+ * caller chose the id. An id the store picked cannot be known from that
+ * answer: the grant is reported as indeterminate rather than as a lease 0
+ * (the lease stays until its TTL runs out).
+ */
+static struct cairn_result *grant_answer(const struct req *r,
+                                         struct cairn_result *res)
+{
+	if (r->type != CAIRN_OP_LEASE_GRANT || res->err != 0 ||
+	    !res->duplicate || res->lease != 0)
+		return res;
+	if (r->lease != 0) {
+		res->lease = r->lease;
+		if (res->ttl == 0)
+			res->ttl = r->ttl;
+		return res;
+	}
+	cairn_result_free(res);
+	return result_error(r->type, CAIRN_EINDETERMINATE,
+	                    "lease grant: a retry found the lease granted "
+	                    "before, but the store's answer does not say its "
+	                    "id (it expires after %" PRId64 " s)",
+	                    r->ttl);
+}
+
 static void on_answer(struct cairn_client *c, const struct result_env *env,
                       struct cairn_result *res)
 {
@@ -1397,7 +1489,7 @@ static void on_answer(struct cairn_client *c, const struct result_env *env,
 		return;
 	}
 	answered(c);
-	complete(c, r, res);
+	complete(c, r, grant_answer(r, res));
 }
 
 static void on_bad_answer(struct cairn_client *c, int rv,

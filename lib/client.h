@@ -18,7 +18,8 @@
  *   HELLO/READY --leader is elsewhere--> CONNECTING (to the leader, at once)
  *   any --cairn_close()--> CLOSED
  *
- * Routing policy: writes and linearizable reads need the leader. A member that
+ * Routing policy: writes, linearizable reads and the lease operations only the
+ * leader can answer (keep-alive, time-to-live) need the leader. A member that
  * is not the leader answers ENOTLEADER with the leader's id; the client maps
  * member ids to endpoints from their HELLO answers and goes straight to the
  * leader's endpoint, or to the next endpoint whose member it does not know
@@ -116,6 +117,8 @@ struct req {
 	int last_err;     /* the last retryable failure it met */
 	uint64_t gen;     /* link generation it was last sent on */
 	uint64_t rx_mark; /* the link's rx_frames when it was sent */
+	int64_t lease;    /* LEASE_GRANT: the id asked for (0: the store's */
+	int64_t ttl;      /* pick) and the TTL, for a duplicate's answer */
 	struct buf body;  /* encoded fields after id, op, cid, seq, ack */
 	uint32_t n_fields;
 	cairn_cb cb;

@@ -65,6 +65,11 @@
  * keep-alive and TTL are answered by the leader (which alone times leases);
  * list by any member. An unknown lease is CAIRN_ENOLEASE.
  *
+ * SNAPSHOT {id, op} answers {id, op, h, rev, snap: bin}: the member's whole
+ * applied state as a state machine snapshot (see store/fsm.h), for backups
+ * (lib/backup.h wraps it in a file). One answer frame, so at most
+ * PROTO_RESP_FRAME_MAX bytes compressed.
+ *
  * COMPACT {id, op, rev, cid, seq, ack} discards the history below rev (a write,
  * through the log); answered {id, op, h}, or CAIRN_ECOMPACTED (rev at or below
  * the compact revision, with crev) or CAIRN_EFUTUREREV.
@@ -108,7 +113,8 @@
 	X(LEASE_REVOKE, 14, true)                                            \
 	X(LEASE_KEEPALIVE, 15, false)                                        \
 	X(LEASE_TTL, 16, false)                                              \
-	X(LEASE_LIST, 17, false)
+	X(LEASE_LIST, 17, false)                                             \
+	X(SNAPSHOT, 18, false)
 
 enum proto_op {
 #define PROTO__OP_ENUM(name, code, w) PROTO_OP_##name = code,

@@ -3,10 +3,10 @@
  *
  * The happy path: result_decode() allocates a box (hidden header + result),
  * walks the answer map once, and copies every byte string into the box's arena
- * as it goes. Arrays (kvs, members, a transaction's responses) are sized from
- * their msgpack count, which the reader has already checked against the bytes
- * left, so a hostile count cannot ask for more memory than a small multiple of
- * the frame. Any malformed field stops the walk with CAIRN_EPROTO and a message
+ * as it goes. Arrays (kvs, members, a transaction's responses, a lease's keys,
+ * lease ids) are sized from their msgpack count, which the reader has already
+ * checked against the bytes left, so a hostile count cannot ask for more
+ * memory than a small multiple of the frame. Any malformed field stops the walk with CAIRN_EPROTO and a message
  * naming the field; the box is then released whole.
  *
  * EVENTS frames go through the same field readers into a box that is never
@@ -407,6 +407,75 @@ static bool get_members(struct dec *d, struct cairn_result *res)
 	return true;
 }
 
+/* "keys" (LEASE_TTL): the attached keys as kvs holding only a key. */
+static bool get_lease_keys(struct dec *d, struct cairn_result *res)
+{
+	uint32_t n;
+	uint32_t i;
+
+	if (!mp_read_array(&d->m.r, &n))
+		return mp_dec_fail(&d->m, CAIRN_EPROTO,
+		                   "answer field 'keys': expected an array");
+	if (n > mp_left(&d->m.r))
+		return mp_dec_fail(
+		    &d->m, CAIRN_EPROTO,
+		    "answer field 'keys': %u keys cannot fit in the frame", n);
+	res->kvs = arena_array(d->box, n, sizeof *res->kvs);
+	if (n > 0 && res->kvs == NULL)
+		return nomem(d);
+	res->n_kvs = n;
+	for (i = 0; i < n; i++)
+		if (!get_bytes(d, "keys", &res->kvs[i].key,
+		               &res->kvs[i].key_len))
+			return false;
+	return true;
+}
+
+/* "ls" (LEASE_LIST): the lease ids. */
+static bool get_lease_ids(struct dec *d, struct cairn_result *res)
+{
+	uint32_t n;
+	uint32_t i;
+
+	if (!mp_read_array(&d->m.r, &n))
+		return mp_dec_fail(&d->m, CAIRN_EPROTO,
+		                   "answer field 'ls': expected an array");
+	if (n > mp_left(&d->m.r))
+		return mp_dec_fail(
+		    &d->m, CAIRN_EPROTO,
+		    "answer field 'ls': %u ids cannot fit in the frame", n);
+	res->leases = arena_array(d->box, n, sizeof *res->leases);
+	if (n > 0 && res->leases == NULL)
+		return nomem(d);
+	res->n_leases = n;
+	for (i = 0; i < n; i++)
+		if (!mp_dec_int(&d->m, "ls", &res->leases[i]))
+			return false;
+	return true;
+}
+
+/* The fields of lease answers. Returns 1 if k was one, 0 if not, -1 on a
+ * malformed value. */
+static int lease_field(struct dec *d, struct cairn_result *res, const char *k,
+                       uint32_t klen)
+{
+	bool ok;
+
+	if (MP_KEY_IS(k, klen, "l"))
+		ok = mp_dec_int(&d->m, "l", &res->lease);
+	else if (MP_KEY_IS(k, klen, "ttl"))
+		ok = mp_dec_int(&d->m, "ttl", &res->ttl);
+	else if (MP_KEY_IS(k, klen, "gttl"))
+		ok = mp_dec_int(&d->m, "gttl", &res->granted_ttl);
+	else if (MP_KEY_IS(k, klen, "keys"))
+		ok = get_lease_keys(d, res);
+	else if (MP_KEY_IS(k, klen, "ls"))
+		ok = get_lease_ids(d, res);
+	else
+		return 0;
+	return ok ? 1 : -1;
+}
+
 static bool get_body(struct dec *d, struct cairn_result *res,
                      struct result_env *env, unsigned depth);
 
@@ -509,7 +578,14 @@ static bool body_field(struct dec *d, struct cairn_result *res, const char *k,
 		return get_members(d, res);
 	if (MP_KEY_IS(k, klen, "crev"))
 		return mp_dec_int(&d->m, "crev", &res->compact_revision);
-	return skip_field(d, "map");
+	switch (lease_field(d, res, k, klen)) {
+	case 1:
+		return true;
+	case 0:
+		return skip_field(d, "map");
+	default:
+		return false;
+	}
 }
 
 static bool get_body(struct dec *d, struct cairn_result *res,

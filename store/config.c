@@ -230,6 +230,13 @@ bad:
 	return -1;
 }
 
+static int set_restore(struct config *cfg, const char *v, char *err,
+                       size_t len)
+{
+	return copy_str(cfg->restore_from, sizeof cfg->restore_from, v,
+	                "--restore-from", err, len);
+}
+
 static int set_log_level(struct config *cfg, const char *v, char *err,
                          size_t len)
 {
@@ -258,6 +265,7 @@ static const struct setting settings[] = {
 	{"watch-progress-interval", OPT_ARG, "MS", "how often idle watches that asked for it hear the current revision (default 10000)", set_progress},
 	{"auto-compaction-mode", OPT_ARG, "MODE", "periodic (keep a duration of history) or revision (keep a number of revisions) (default periodic)", set_compaction_mode},
 	{"auto-compaction-retention", OPT_ARG, "N", "history to keep: a duration such as 5m or 1h in periodic mode, a number of revisions in revision mode; 0 turns automatic compaction off (default 5m)", set_retention},
+	{"restore-from", OPT_ARG, "FILE", "build this member's new data directory from a backup (cairnctl snapshot save), then exit; run it on every member with the same backup and --initial-cluster, then start them", set_restore},
 	{"log-level", OPT_ARG, "LEVEL", "error, warn, info or debug (default info)", set_log_level},
 };
 #define N_SETTINGS (sizeof settings / sizeof settings[0])

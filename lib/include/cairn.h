@@ -94,6 +94,7 @@ enum cairn_op_type {
 	CAIRN_OP_LEASE_KEEPALIVE = 15, /* lease: renews it to its full TTL */
 	CAIRN_OP_LEASE_TTL = 16,       /* lease; keys: list the attached keys */
 	CAIRN_OP_LEASE_LIST = 17,
+	CAIRN_OP_SNAPSHOT = 18, /* the answering member's state, for a backup */
 };
 
 /* Compare targets and results of a transaction's compare clause. */
@@ -225,6 +226,10 @@ struct cairn_result {
 	int64_t granted_ttl;
 	int64_t *leases;
 	size_t n_leases;
+	/* SNAPSHOT: the state machine snapshot (write it with a backup header;
+	 * see cairnctl snapshot save) at header.revision. */
+	const uint8_t *snapshot;
+	size_t snapshot_len;
 	/* ECOMPACTED: the compact revision, so the caller knows where history
 	 * starts. */
 	int64_t compact_revision;

@@ -14,6 +14,11 @@
  * per revision: so none twice, none out of order), and prints
  * "events N revisions A..B".
  *
+ *   rawframe HOST:PORT snapshot FILE
+ *
+ * snapshot asks for the member's state (SNAPSHOT) and writes it to FILE as a
+ * backup (lib/backup.h), as cairnctl snapshot save does.
+ *
  * Each case sends its bytes, then reads answers until the store closes the
  * connection or 3 seconds pass, and prints one line per answer:
  *   answer op=N err=N msg=...
@@ -31,6 +36,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "backup.h"
 #include "cairn.h"
 #include "frame.h"
 #include "mp.h"
@@ -411,6 +417,67 @@ static int slow_watch(int fd, const char *prefix, int pause_ms, long count)
 	return seen == count ? 0 : 1;
 }
 
+static int save_snapshot(int fd, const char *file)
+{
+	struct frame_reader fr;
+	struct buf b = BUF_INIT;
+	struct mp_writer w;
+	struct mp_reader r;
+	const uint8_t *payload;
+	const uint8_t *snap = NULL;
+	uint8_t header[BACKUP_HEADER_SIZE];
+	uint32_t snap_len = 0;
+	uint32_t len;
+	uint32_t n;
+	int64_t rev = 0;
+	uint8_t *p;
+	size_t room;
+	ssize_t k;
+	const char *key;
+	uint32_t klen;
+	FILE *f;
+
+	send_hello(fd, PROTO_VERSION);
+	mp_writer_init(&w, &b);
+	mp_put_map(&w, 2);
+	mp_put_key(&w, "id");
+	mp_put_uint(&w, 2);
+	mp_put_key(&w, "op");
+	mp_put_uint(&w, PROTO_OP_SNAPSHOT);
+	send_frame(fd, &b);
+	buf_free(&b);
+	frame_reader_init(&fr, PROTO_RESP_FRAME_MAX);
+	while (snap == NULL) {
+		if (frame_space(&fr, 65536, &p, &room) != 0)
+			return 1;
+		k = recv(fd, p, room, 0);
+		if (k <= 0)
+			return 1;
+		frame_commit(&fr, (size_t)k);
+		while (snap == NULL && frame_next(&fr, &payload, &len) == 1) {
+			mp_reader_init(&r, payload, len);
+			if (!mp_read_map(&r, &n))
+				return 1;
+			while (n-- > 0 && mp_read_str(&r, &key, &klen)) {
+				if (MP_KEY_IS(key, klen, "snap"))
+					mp_read_bytes(&r, &snap, &snap_len);
+				else if (MP_KEY_IS(key, klen, "rev"))
+					mp_read_int(&r, &rev);
+				else
+					mp_skip(&r);
+			}
+		}
+	}
+	f = fopen(file, "wb");
+	if (f == NULL || backup_header(header, rev, snap, snap_len) != 0 ||
+	    fwrite(header, 1, sizeof header, f) != sizeof header ||
+	    fwrite(snap, 1, snap_len, f) != snap_len || fclose(f) != 0)
+		return 1;
+	printf("saved revision %lld, %u bytes\n", (long long)rev, snap_len);
+	frame_reader_close(&fr);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	struct answer last;
@@ -425,6 +492,14 @@ int main(int argc, char **argv)
 		if (fd < 0)
 			return 2;
 		n = slow_watch(fd, argv[3], atoi(argv[4]), atol(argv[5]));
+		close(fd);
+		return n;
+	}
+	if (argc == 4 && strcmp(argv[2], "snapshot") == 0) {
+		fd = dial(argv[1]);
+		if (fd < 0)
+			return 2;
+		n = save_snapshot(fd, argv[3]);
 		close(fd);
 		return n;
 	}
