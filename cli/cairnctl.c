@@ -6,8 +6,9 @@
  * ends the flags). Each command builds one cairn_op, runs it with the sync
  * client library, and prints the answer as simple text, JSON or a table.
  * "member list" and "endpoint status" ask every endpoint for its STATUS at
- * once, with one async client per endpoint on a private loop; "watch" runs
- * one async client and the signal handlers on a loop of its own.
+ * once, with one async client per endpoint on a private loop; "watch" and
+ * "lease keep-alive" run one async client, the signal handlers (and the
+ * renewal timer) on a loop of their own.
  *
  * Exit status: 0 ok; 1 when the store or the connection failed ("Error:
  * <command>: <message>" on stderr); 2 on a usage error, with a hint to --help.
@@ -173,26 +174,32 @@ static void json_cstr(const char *s)
 	json_string(s != NULL ? s : "", s != NULL ? strlen(s) : 0);
 }
 
+/* The bytes in base64 as a JSON string (null when out of memory). */
+static void json_base64(const uint8_t *p, size_t len)
+{
+	size_t b64len =
+	    sodium_base64_ENCODED_LEN(len, sodium_base64_VARIANT_ORIGINAL);
+	char *b64 = malloc(b64len);
+
+	if (b64 == NULL) {
+		fputs("null", stdout);
+		return;
+	}
+	sodium_bin2base64(b64, b64len, p, len, sodium_base64_VARIANT_ORIGINAL);
+	printf("\"%s\"", b64);
+	free(b64);
+}
+
 /* "name":"text" when the bytes are UTF-8, else "name_base64":"...". */
 static void json_bytes(const char *name, const uint8_t *p, size_t len)
 {
-	size_t b64len;
-	char *b64;
-
 	if (utf8_valid(p, len)) {
 		printf("\"%s\":", name);
 		json_string(p, len);
 		return;
 	}
-	b64len = sodium_base64_ENCODED_LEN(len, sodium_base64_VARIANT_ORIGINAL);
-	b64 = malloc(b64len);
-	if (b64 == NULL) {
-		printf("\"%s_base64\":null", name);
-		return;
-	}
-	sodium_bin2base64(b64, b64len, p, len, sodium_base64_VARIANT_ORIGINAL);
-	printf("\"%s_base64\":\"%s\"", name, b64);
-	free(b64);
+	printf("\"%s_base64\":", name);
+	json_base64(p, len);
 }
 
 static void json_header(const struct cairn_header *h)
@@ -404,15 +411,11 @@ static bool parse_i64(const char *s, int base, int64_t *v)
 	return true;
 }
 
-/* Lease ids: "0x" or a letter a-f makes them hex (as etcdctl prints them),
- * decimal otherwise. */
+/* Lease ids are hex, as the lease commands print them (and as etcdctl
+ * takes them), with an optional 0x: "10" is lease 16. */
 static bool parse_lease(const char *s, int64_t *v)
 {
-	if (s[0] == '0' && (s[1] == 'x' || s[1] == 'X'))
-		return parse_i64(s + 2, 16, v) && *v > 0;
-	if (strpbrk(s, "abcdefABCDEF") != NULL)
-		return parse_i64(s, 16, v) && *v > 0;
-	return parse_i64(s, 10, v) && *v > 0;
+	return parse_i64(s, 16, v) && *v > 0;
 }
 
 /* Go-style durations: "500ms", "2s", "1.5s", "1m"; a bare number is seconds. */
@@ -653,8 +656,7 @@ enum { PUT_PREV_KV, PUT_LEASE };
 static const struct flag put_flags[] = {
     {"prev-kv", 0, false, NULL, "return the previous key-value pair"},
     {"lease", 0, true, "ID",
-     "attach the lease ID (hex with 0x or a-f, else "
-     "decimal)"},
+     "attach the lease ID (hex, as 'lease grant' prints it)"},
 };
 
 static int put_value(struct ctx *x, struct buf *stdin_buf, struct cairn_op *op)
@@ -1023,7 +1025,7 @@ static void print_update(const struct ctx *x,
 	fflush(stdout); /* a reader of a pipe or a file sees each update */
 }
 
-static void on_watch_handle_closed(uv_handle_t *h)
+static void on_loop_handle_closed(uv_handle_t *h)
 {
 	(void)h;
 }
@@ -1034,10 +1036,10 @@ static void watch_run_done(struct watch_run *r)
 	if (r->done)
 		return;
 	r->done = true;
-	uv_close((uv_handle_t *)&r->sig[0], on_watch_handle_closed);
-	uv_close((uv_handle_t *)&r->sig[1], on_watch_handle_closed);
+	uv_close((uv_handle_t *)&r->sig[0], on_loop_handle_closed);
+	uv_close((uv_handle_t *)&r->sig[1], on_loop_handle_closed);
 	if (r->has_timer)
-		uv_close((uv_handle_t *)&r->timer, on_watch_handle_closed);
+		uv_close((uv_handle_t *)&r->timer, on_loop_handle_closed);
 	cairn_close(r->cl);
 }
 
@@ -1241,6 +1243,374 @@ static int cmd_compact(struct ctx *x)
 	else if (rv == 0)
 		printf("compacted revision %" PRId64 "\n", op.revision);
 	cairn_result_free(r);
+	return rv;
+}
+
+/* ---- lease --------------------------------------------------------------- */
+
+/* The lease id argument (hex, optional 0x); false after a usage error. */
+static bool lease_arg(struct ctx *x, int64_t *id)
+{
+	if (parse_lease(x->args[0], id))
+		return true;
+	usage_error(x->cmd,
+	            "bad lease id '%s' (hex, as 'lease grant' prints it)",
+	            x->args[0]);
+	return false;
+}
+
+/* {"header":...,"ID":N — the caller adds its fields and the brace. */
+static void json_lease_open(const struct cairn_result *r, int64_t id)
+{
+	putchar('{');
+	json_header(&r->header);
+	printf(",\"ID\":%" PRId64, id);
+}
+
+static int cmd_lease_grant(struct ctx *x)
+{
+	struct cairn_op op = {.type = CAIRN_OP_LEASE_GRANT};
+	struct cairn_result *r = NULL;
+	int rv;
+
+	if (!parse_i64(x->args[0], 10, &op.ttl) || op.ttl < 1) {
+		usage_error(x->cmd, "the TTL is a number of seconds >= 1");
+		return EXIT_USAGE;
+	}
+	rv = run_op(x, &op, &r);
+	if (rv == 0 && x->out == OUT_JSON) {
+		json_lease_open(r, r->lease);
+		printf(",\"TTL\":%" PRId64 "}\n", r->ttl);
+	} else if (rv == 0) {
+		printf("lease %016" PRIx64 " granted with TTL(%" PRId64 "s)\n",
+		       (uint64_t)r->lease, r->ttl);
+	}
+	cairn_result_free(r);
+	return rv;
+}
+
+static int cmd_lease_revoke(struct ctx *x)
+{
+	struct cairn_op op = {.type = CAIRN_OP_LEASE_REVOKE};
+	struct cairn_result *r = NULL;
+	int rv;
+
+	if (!lease_arg(x, &op.lease))
+		return EXIT_USAGE;
+	rv = run_op(x, &op, &r);
+	if (rv == 0 && x->out == OUT_JSON)
+		print_json(r);
+	else if (rv == 0)
+		printf("lease %016" PRIx64 " revoked\n", (uint64_t)op.lease);
+	cairn_result_free(r);
+	return rv;
+}
+
+/* ,"keys":["k",...], or ,"keys_base64":[...] when a key is not UTF-8. */
+static void json_lease_keys(const struct cairn_result *r)
+{
+	bool utf8 = true;
+	size_t i;
+
+	for (i = 0; i < r->n_kvs; i++)
+		utf8 = utf8 && utf8_valid(r->kvs[i].key, r->kvs[i].key_len);
+	printf(",\"keys%s\":[", utf8 ? "" : "_base64");
+	for (i = 0; i < r->n_kvs; i++) {
+		if (i > 0)
+			putchar(',');
+		if (utf8)
+			json_string(r->kvs[i].key, r->kvs[i].key_len);
+		else
+			json_base64(r->kvs[i].key, r->kvs[i].key_len);
+	}
+	putchar(']');
+}
+
+/* etcdctl's format: ", attached keys([k1 k2])". */
+static void print_lease_keys(const struct cairn_result *r)
+{
+	size_t i;
+
+	fputs(", attached keys([", stdout);
+	for (i = 0; i < r->n_kvs; i++) {
+		if (i > 0)
+			putchar(' ');
+		fwrite(r->kvs[i].key, 1, r->kvs[i].key_len, stdout);
+	}
+	fputs("])", stdout);
+}
+
+static void print_lease_ttl(const struct ctx *x, const struct cairn_result *r,
+                            bool keys)
+{
+	if (x->out == OUT_JSON) {
+		json_lease_open(r, r->lease);
+		printf(",\"TTL\":%" PRId64 ",\"grantedTTL\":%" PRId64, r->ttl,
+		       r->granted_ttl);
+		if (keys)
+			json_lease_keys(r);
+		puts("}");
+		return;
+	}
+	printf("lease %016" PRIx64 " granted with TTL(%" PRId64
+	       "s), remaining(%" PRId64 "s)",
+	       (uint64_t)r->lease, r->granted_ttl, r->ttl);
+	if (keys)
+		print_lease_keys(r);
+	putchar('\n');
+}
+
+/* A lease that is gone is an answer, not an error (as etcdctl: TTL -1). */
+static void print_lease_expired(const struct ctx *x, int64_t id)
+{
+	if (x->out == OUT_JSON)
+		printf("{\"ID\":%" PRId64 ",\"TTL\":-1,\"grantedTTL\":0}\n",
+		       id);
+	else
+		printf("lease %016" PRIx64 " already expired\n", (uint64_t)id);
+}
+
+enum { TTL_KEYS };
+static const struct flag ttl_flags[] = {
+    {"keys", 0, false, NULL, "also list the keys attached to the lease"},
+};
+
+static int cmd_lease_timetolive(struct ctx *x)
+{
+	struct cairn_op op = {.type = CAIRN_OP_LEASE_TTL};
+	struct cairn_result *r = NULL;
+	int rv;
+
+	if (!lease_arg(x, &op.lease))
+		return EXIT_USAGE;
+	op.keys = x->val[TTL_KEYS] != NULL;
+	rv = open_client(x);
+	if (rv != 0)
+		return rv;
+	rv = cairn_do(x->cl, &op, &r);
+	if (rv == CAIRN_ENOLEASE)
+		print_lease_expired(x, op.lease);
+	else if (rv != 0)
+		return fail_cmd(x, cairn_errmsg(x->cl));
+	else
+		print_lease_ttl(x, r, op.keys);
+	cairn_result_free(r);
+	return 0;
+}
+
+static int cmp_i64(const void *a, const void *b)
+{
+	int64_t x = *(const int64_t *)a;
+	int64_t y = *(const int64_t *)b;
+
+	return (x > y) - (x < y);
+}
+
+static int cmd_lease_list(struct ctx *x)
+{
+	struct cairn_op op = {.type = CAIRN_OP_LEASE_LIST};
+	struct cairn_result *r = NULL;
+	size_t i;
+	int rv;
+
+	rv = run_op(x, &op, &r);
+	if (rv != 0)
+		return rv;
+	if (r->n_leases > 1)
+		qsort(r->leases, r->n_leases, sizeof *r->leases, cmp_i64);
+	if (x->out == OUT_JSON) {
+		putchar('{');
+		json_header(&r->header);
+		fputs(",\"leases\":[", stdout);
+		for (i = 0; i < r->n_leases; i++)
+			printf("%s{\"ID\":%" PRId64 "}", i ? "," : "",
+			       r->leases[i]);
+		puts("]}");
+	} else {
+		printf("found %zu leases\n", r->n_leases);
+		for (i = 0; i < r->n_leases; i++)
+			printf("%016" PRIx64 "\n", (uint64_t)r->leases[i]);
+	}
+	cairn_result_free(r);
+	return 0;
+}
+
+/* -- keep-alive: renewals on cairnctl's own loop, until a signal, the
+ * lease's end or, with --once, the first answer. */
+
+#define KEEPALIVE_MIN_MS 500u
+
+enum { KEEPALIVE_ONCE };
+static const struct flag keepalive_flags[] = {
+    {"once", 0, false, NULL, "renew the lease once and exit"},
+};
+
+struct keepalive_run {
+	struct ctx *x;
+	uv_loop_t loop;
+	uv_signal_t sig[2];
+	uv_timer_t timer;
+	cairn_client *cl;
+	int64_t id;
+	bool once;
+	bool done;
+	int rv;
+};
+
+/* Ends the run with status rv: closes the handles and the client (whose
+ * pending keep-alive, if any, is called back canceled and ignored). */
+static void keepalive_done(struct keepalive_run *k, int rv)
+{
+	if (k->done)
+		return;
+	k->done = true;
+	k->rv = rv;
+	uv_close((uv_handle_t *)&k->sig[0], on_loop_handle_closed);
+	uv_close((uv_handle_t *)&k->sig[1], on_loop_handle_closed);
+	uv_close((uv_handle_t *)&k->timer, on_loop_handle_closed);
+	cairn_close(k->cl);
+}
+
+/* A third of the TTL (etcd's pace), but not more often than every 500 ms. */
+static uint64_t keepalive_interval(int64_t ttl)
+{
+	uint64_t ms = ttl > 0 ? (uint64_t)ttl * 1000 / 3 : 0;
+
+	return ms < KEEPALIVE_MIN_MS ? KEEPALIVE_MIN_MS : ms;
+}
+
+static void print_keepalive(const struct ctx *x, const struct cairn_result *r)
+{
+	if (x->out == OUT_JSON) {
+		json_lease_open(r, r->lease);
+		printf(",\"TTL\":%" PRId64 "}\n", r->ttl);
+	} else {
+		printf("lease %016" PRIx64 " keepalived with TTL(%" PRId64
+		       ")\n",
+		       (uint64_t)r->lease, r->ttl);
+	}
+	fflush(stdout); /* a reader of a pipe sees each renewal */
+}
+
+static void on_keepalive_timer(uv_timer_t *t);
+
+/* What an answer means for the run; the next renewal is due in *next_ms. */
+static void keepalive_answer(struct keepalive_run *k,
+                             const struct cairn_result *res, uint64_t *next_ms)
+{
+	*next_ms = KEEPALIVE_MIN_MS;
+	if (res->err == 0) {
+		print_keepalive(k->x, res);
+		*next_ms = keepalive_interval(res->ttl);
+		if (ferror(stdout) || k->once)
+			keepalive_done(k, ferror(stdout) ? EXIT_FAIL : 0);
+	} else if (res->err == CAIRN_ENOLEASE) {
+		fprintf(stderr, "lease %016" PRIx64 " expired or revoked\n",
+		        (uint64_t)k->id);
+		keepalive_done(k, EXIT_FAIL);
+	} else if (k->once) {
+		fail_cmd(k->x, res->errmsg);
+		keepalive_done(k, EXIT_FAIL);
+	} else { /* the lease may live on: keep trying */
+		fprintf(stderr, "Error: %s: %s (retrying)\n", k->x->cmd->name,
+		        res->errmsg);
+	}
+}
+
+static void on_keepalive(cairn_client *c, struct cairn_result *res, void *arg)
+{
+	struct keepalive_run *k = arg;
+	uint64_t next_ms;
+
+	(void)c;
+	if (!k->done) {
+		keepalive_answer(k, res, &next_ms);
+		if (!k->done)
+			uv_timer_start(&k->timer, on_keepalive_timer, next_ms,
+			               0);
+	}
+	cairn_result_free(res);
+}
+
+static void keepalive_send(struct keepalive_run *k)
+{
+	struct cairn_op op = {.type = CAIRN_OP_LEASE_KEEPALIVE, .lease = k->id};
+
+	if (cairn_submit(k->cl, &op, on_keepalive, k) != 0) {
+		fail_cmd(k->x, cairn_errmsg(k->cl));
+		keepalive_done(k, EXIT_FAIL);
+	}
+}
+
+static void on_keepalive_timer(uv_timer_t *t)
+{
+	keepalive_send(t->data);
+}
+
+static void on_keepalive_signal(uv_signal_t *s, int signum)
+{
+	(void)signum;
+	keepalive_done(s->data, 0);
+}
+
+/* Signals and the renewal timer, all initialized before any can fail, so
+ * keepalive_done() may close them all. */
+static int keepalive_handles(struct keepalive_run *k)
+{
+	static const int signums[2] = {SIGINT, SIGTERM};
+	int i;
+
+	uv_timer_init(&k->loop, &k->timer);
+	k->timer.data = k;
+	for (i = 0; i < 2; i++) {
+		uv_signal_init(&k->loop, &k->sig[i]);
+		k->sig[i].data = k;
+	}
+	for (i = 0; i < 2; i++)
+		if (uv_signal_start(&k->sig[i], on_keepalive_signal,
+		                    signums[i]) != 0)
+			return fail_cmd(k->x, "cannot catch signals");
+	return 0;
+}
+
+/* Runs the loop until the run is done, then until every handle closed. */
+static int keepalive_run(struct keepalive_run *k)
+{
+	struct cairn_options co = {k->x->dial_ms, k->x->cmd_ms, false};
+	char err[256] = "";
+	int rv = cairn_open_async(&k->cl, &k->loop, k->x->endpoints, &co, err,
+	                          sizeof err);
+
+	if (rv == CAIRN_EINVAL) {
+		usage_error(NULL, "--endpoints: %s", err);
+		return EXIT_USAGE;
+	}
+	if (rv != 0)
+		return fail_cmd(k->x, err);
+	rv = keepalive_handles(k);
+	if (rv != 0)
+		keepalive_done(k, rv);
+	else
+		keepalive_send(k); /* the first renewal at once */
+	uv_run(&k->loop, UV_RUN_DEFAULT);
+	return k->rv;
+}
+
+static int cmd_lease_keepalive(struct ctx *x)
+{
+	struct keepalive_run k;
+	int rv;
+
+	memset(&k, 0, sizeof k);
+	k.x = x;
+	k.once = x->val[KEEPALIVE_ONCE] != NULL;
+	if (!lease_arg(x, &k.id))
+		return EXIT_USAGE;
+	if (uv_loop_init(&k.loop) != 0)
+		return fail_cmd(x, "cannot create an event loop");
+	rv = keepalive_run(&k);
+	uv_run(&k.loop, UV_RUN_DEFAULT);
+	uv_loop_close(&k.loop);
 	return rv;
 }
 
@@ -1621,6 +1991,45 @@ static const struct cmd commands[] = {
      "write; --physical is accepted for etcdctl's sake and changes nothing.\n",
      compact_flags, sizeof compact_flags / sizeof compact_flags[0], 1, 1,
      cmd_compact},
+    {"lease grant", "lease grant <ttl>",
+     "creates a lease with a TTL in seconds",
+     "Prints 'lease <ID> granted with TTL(<ttl>s)'; the id is 16 hex digits,\n"
+     "as every lease command and put --lease take it. The keys put with the\n"
+     "lease are deleted when it is revoked or expires, which it does <ttl>\n"
+     "seconds after the last renewal (see lease keep-alive).\n",
+     NULL, 0, 1, 1, cmd_lease_grant},
+    {"lease revoke", "lease revoke <ID>",
+     "revokes a lease and deletes its keys",
+     "Deletes the lease and every key attached to it, all in one revision.\n"
+     "Prints 'lease <ID> revoked'. <ID> is hex as 'lease grant' prints it\n"
+     "(an optional 0x is accepted).\n",
+     NULL, 0, 1, 1, cmd_lease_revoke},
+    {"lease timetolive", "lease timetolive [options] <ID>",
+     "shows a lease's TTL, remaining time and keys",
+     "Prints 'lease <ID> granted with TTL(<g>s), remaining(<r>s)', followed\n"
+     "with --keys by ', attached keys([<key> <key>...])'. A lease that is\n"
+     "gone prints 'lease <ID> already expired' (exit status 0). With -o json:\n"
+     "  {\"header\":{...},\"ID\":N,\"TTL\":<r>,\"grantedTTL\":<g>,"
+     "\"keys\":[...]}\n"
+     "(\"TTL\":-1 for a lease that is gone; \"keys_base64\" when a key is not\n"
+     "UTF-8).\n",
+     ttl_flags, sizeof ttl_flags / sizeof ttl_flags[0], 1, 1,
+     cmd_lease_timetolive},
+    {"lease list", "lease list", "lists the leases",
+     "Prints 'found N leases', then the id of each (16 hex digits), one per\n"
+     "line, in order. Any member answers, so a lease granted a moment ago may\n"
+     "be missing from a member that lags.\n",
+     NULL, 0, 0, 0, cmd_lease_list},
+    {"lease keep-alive", "lease keep-alive [options] <ID>",
+     "keeps a lease alive",
+     "Renews the lease to its full TTL at once, then every third of its TTL\n"
+     "(not more often than every 500 ms), printing 'lease <ID> keepalived\n"
+     "with TTL(<ttl>)' each time, until interrupted (SIGINT or SIGTERM: exit\n"
+     "status 0) or until the lease is gone ('lease <ID> expired or revoked'\n"
+     "on stderr, status 1). Other failures are reported on stderr and the\n"
+     "renewal is tried again. With --once: one renewal, then exit.\n",
+     keepalive_flags, sizeof keepalive_flags / sizeof keepalive_flags[0], 1, 1,
+     cmd_lease_keepalive},
     {"member list", "member list", "lists the members of the cluster",
      "Columns: ID (16 hex digits), NAME, PEER ADDR, CLIENT ADDR, ROLE (voter\n"
      "or learner), IS LEADER. Names and client addresses come from asking\n"
@@ -1891,10 +2300,15 @@ static int command_words(struct cmdline *cl, int argc, char **argv, int *i)
 	    find_command(argv[*i], *i + 1 < argc ? argv[*i + 1] : NULL, &words);
 	if (cl->cmd == NULL) {
 		if (strcmp(argv[*i], "member") == 0 ||
-		    strcmp(argv[*i], "endpoint") == 0)
-			usage_error(NULL, "'%s' needs a subcommand (%s)",
-			            argv[*i],
-			            argv[*i][0] == 'm' ? "list" : "status");
+		    strcmp(argv[*i], "endpoint") == 0 ||
+		    strcmp(argv[*i], "lease") == 0)
+			usage_error(
+			    NULL, "'%s' needs a subcommand (%s)", argv[*i],
+			    argv[*i][0] == 'm'   ? "list"
+			    : argv[*i][0] == 'e' ? "status"
+			                         : "grant, revoke, "
+			                           "timetolive, list or "
+			                           "keep-alive");
 		else
 			usage_error(NULL, "unknown command '%s'", argv[*i]);
 		return EXIT_USAGE;
@@ -1962,15 +2376,26 @@ static int apply_globals(struct cmdline *cl)
 	return 0;
 }
 
+/* What a command of one argument misses, from its usage. */
+static const char *missing_arg(const struct cmd *c)
+{
+	if (c->min_args != 1)
+		return "more arguments";
+	if (strstr(c->usage, "<revision>") != NULL)
+		return "a revision";
+	if (strstr(c->usage, "<ttl>") != NULL)
+		return "a TTL in seconds";
+	if (strstr(c->usage, "<ID>") != NULL)
+		return "a lease id";
+	return "a key";
+}
+
 static int check_args(const struct ctx *x)
 {
 	const struct cmd *c = x->cmd;
 
 	if (x->n_args < c->min_args) {
-		usage_error(c, "%s needs %s", c->name,
-		            c->min_args != 1                 ? "more arguments"
-		            : strstr(c->usage, "<revision>") ? "a revision"
-		                                             : "a key");
+		usage_error(c, "%s needs %s", c->name, missing_arg(c));
 		return EXIT_USAGE;
 	}
 	if (x->n_args > c->max_args) {

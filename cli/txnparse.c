@@ -358,17 +358,12 @@ static bool parse_int(const char *s, size_t len, int base, int64_t *v)
 	return true;
 }
 
-/* Lease ids: "0x" or a hex letter makes them hex, decimal otherwise. */
+/* Lease ids are hex, as cairnctl prints them (and etcdctl), "0x" optional. */
 static bool parse_lease(const char *s, size_t len, int64_t *v)
 {
-	size_t i;
-
 	if (len > 2 && s[0] == '0' && (s[1] == 'x' || s[1] == 'X'))
 		return parse_int(s + 2, len - 2, 16, v) && *v > 0;
-	for (i = 0; i < len; i++)
-		if (hexval(s[i]) >= 10)
-			return parse_int(s, len, 16, v) && *v > 0;
-	return parse_int(s, len, 10, v) && *v > 0;
+	return parse_int(s, len, 16, v) && *v > 0;
 }
 
 /* ---- compares ------------------------------------------------------------ */

@@ -610,9 +610,9 @@ static int check_lease_op(struct cairn_client *c, const struct cairn_op *op)
 		return 0;
 	default:
 		if (op->lease <= 0)
-			return set_err(c, CAIRN_EINVAL,
-			               "lease %s: the lease id must be positive",
-			               name);
+			return set_err(
+			    c, CAIRN_EINVAL,
+			    "lease %s: the lease id must be positive", name);
 		return 0;
 	}
 }
@@ -680,7 +680,7 @@ static int req_new(struct cairn_client *c, const struct cairn_op *op,
 	r->n_fields = f.n;
 	r->type = op->type;
 	r->write = proto_op_is_write((unsigned)op->type);
-	/* Only the leader times leases: keep-alive and TTL are its to answer. */
+	/* The leader alone times leases: keep-alive and TTL are its own. */
 	r->leader = r->write ||
 	            (op->type == CAIRN_OP_RANGE && !op->serializable) ||
 	            op->type == CAIRN_OP_LEASE_KEEPALIVE ||

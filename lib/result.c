@@ -6,8 +6,9 @@
  * as it goes. Arrays (kvs, members, a transaction's responses, a lease's keys,
  * lease ids) are sized from their msgpack count, which the reader has already
  * checked against the bytes left, so a hostile count cannot ask for more
- * memory than a small multiple of the frame. Any malformed field stops the walk with CAIRN_EPROTO and a message
- * naming the field; the box is then released whole.
+ * memory than a small multiple of the frame. Any malformed field stops the
+ * walk with CAIRN_EPROTO and a message naming the field; the box is then
+ * released whole.
  *
  * EVENTS frames go through the same field readers into a box that is never
  * handed out (struct result_arena): each frame first empties it, keeping its

@@ -411,6 +411,15 @@ static int compact(struct mvcc *m, const struct proto_req *req,
  * the header goes first; the fields are built in a scratch buffer and appended
  * after the header.
  */
+/* The id a grant asks for, or the one derived from its client and sequence
+ * number (so a retry learns the same id); 0 lets the table pick. */
+static int64_t granted_id(const struct proto_req *req)
+{
+	if (req->lease != 0 || req->client_id == 0)
+		return req->lease;
+	return lease_id_for(req->client_id, req->seq);
+}
+
 /* LEASE_GRANT: the revision does not move (no key changes). */
 static int lease_grant_op(const struct exec_store *s, const struct proto_req *req,
                           const struct exec_hdr *h, struct mp_writer *w)
@@ -426,7 +435,7 @@ static int lease_grant_op(const struct exec_store *s, const struct proto_req *re
 		rv = CAIRN_EINVAL;
 		goto err;
 	}
-	rv = lease_grant(s->leases, req->lease, req->ttl, &ls);
+	rv = lease_grant(s->leases, granted_id(req), req->ttl, &ls);
 	if (rv == CAIRN_ENOMEM)
 		exec_out_of_memory();
 	if (rv != 0) {
@@ -563,5 +572,9 @@ void exec_duplicate(const struct proto_req *req, const struct exec_hdr *h,
 	mp_put_bool(field(&a, "dup"), true);
 	if (req->op == PROTO_OP_TXN)
 		mp_put_bool(field(&a, "ok"), outcome == 0);
+	if (req->op == PROTO_OP_LEASE_GRANT) {
+		mp_put_int(field(&a, "l"), granted_id(req));
+		mp_put_int(field(&a, "ttl"), req->ttl);
+	}
 	answer_close(&a);
 }

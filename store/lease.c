@@ -108,6 +108,19 @@ static void grow(struct leases *l)
 	l->n_buckets = n;
 }
 
+int64_t lease_id_for(uint64_t cid, uint64_t seq)
+{
+	uint64_t x = cid ^ (seq * 0x9e3779b97f4a7c15ULL);
+
+	x ^= x >> 30;
+	x *= 0xbf58476d1ce4e5b9ULL;
+	x ^= x >> 27;
+	x *= 0x94d049bb133111ebULL;
+	x ^= x >> 31;
+	x &= INT64_MAX;
+	return x != 0 ? (int64_t)x : 1;
+}
+
 int lease_grant(struct leases *l, int64_t id, int64_t ttl, struct lease **out)
 {
 	struct lease *ls;

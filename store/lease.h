@@ -54,6 +54,11 @@ struct lease *lease_find(struct leases *l, int64_t id);
 /* Grants a lease (id 0: the table picks the next free id, deterministically).
  * Returns 0, CAIRN_ELEASEEXISTS or CAIRN_ENOMEM. */
 int lease_grant(struct leases *l, int64_t id, int64_t ttl, struct lease **out);
+/* The id a grant from client cid with sequence number seq gets when it names
+ * none: derived from the request, so every member, and the answer to a retry
+ * of it, arrive at the same id. Never 0. */
+int64_t lease_id_for(uint64_t cid, uint64_t seq);
+
 /* Forgets a lease (its keys must have been deleted by the caller). */
 void lease_remove(struct leases *l, struct lease *ls);
 

@@ -53,7 +53,7 @@ old=$LEADER
 member_kill "$old" KILL
 wait_leader 20
 ok "the key outlives the old leader" sh -c "'$CTL' --endpoints $CAIRN_ENDPOINTS get survivor --print-value-only | grep -qx yes"
-left=$(ctl -o json lease timetolive "$id" | json_field ttl)
+left=$(ctl -o json lease timetolive "$id" | json_field TTL)
 ok "the new leader renewed the lease to its full TTL ($left s left)" test "${left:-0}" -ge 4
 ok "keep-alive works on the new leader" ctl lease keep-alive --once "$id"
 ok "without keep-alives it expires" wait_until 20 sh -c "[ -z \"\$('$CTL' --endpoints $CAIRN_ENDPOINTS get survivor)\" ]"

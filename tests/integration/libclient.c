@@ -16,7 +16,12 @@
  * progress requests, a revision split over frames ('more'), compaction and
  * ECOMPACTED with the compact revision, an unreachable endpoint; and, against
  * a scripted fake member, a watch resumed on a new connection in the middle
- * of a split revision without a gap or a duplicate. (That a watch survives
+ * of a split revision without a gap or a duplicate. Leases: grant (ids the
+ * store picks and ids the caller gives, ELEASEEXISTS), keys attached by put,
+ * time-to-live with the keys, keep-alive (sync, async, from a follower
+ * listed first), list on any member, revoke deleting the keys in one
+ * revision, ENOLEASE afterwards, a 2 s lease expiring by itself, and the
+ * store's duplicate answer to a retried grant. (That a watch survives
  * the loss of a real member is in watch.sh, which can kill one.) Each test
  * that opens a loop closes it and checks that no handle was left behind. Keys
  * live under a prefix unique to the run.
@@ -1276,6 +1281,374 @@ TEST(watch_on_an_unreachable_endpoint_fails_with_a_reason)
 	return close_async(&loop, c);
 }
 
+/* ---- leases -------------------------------------------------------------- */
+
+/* A lease operation on id (GRANT: ttl too); the answer in *r. */
+static int lease_do(cairn_client *c, int type, int64_t id, int64_t ttl,
+                    struct cairn_result **r)
+{
+	struct cairn_op op = {.type = type, .lease = id, .ttl = ttl};
+
+	return cairn_do(c, &op, r);
+}
+
+/* Grants a lease (id 0: the store picks); returns its id, 0 on failure. */
+static int64_t grant(cairn_client *c, int64_t ttl, int64_t id)
+{
+	struct cairn_result *r = NULL;
+	int64_t got = 0;
+
+	if (lease_do(c, CAIRN_OP_LEASE_GRANT, id, ttl, &r) != 0)
+		printf("# lease grant: %s\n", cairn_errmsg(c));
+	else if (r->type == CAIRN_OP_LEASE_GRANT && r->ttl == ttl)
+		got = r->lease;
+	cairn_result_free(r);
+	return got;
+}
+
+/* Puts k=v attached to lease; returns 0 or the error, the revision in
+ * *rev (if given). */
+static int put_leased(cairn_client *c, const char *k, const char *v,
+                      int64_t lease, int64_t *rev)
+{
+	struct cairn_op op = {.type = CAIRN_OP_PUT,
+	                      .key = k,
+	                      .key_len = strlen(k),
+	                      .value = v,
+	                      .value_len = strlen(v),
+	                      .lease = lease};
+	struct cairn_result *r = NULL;
+	int rv = cairn_do(c, &op, &r);
+
+	if (rv == 0 && rev != NULL)
+		*rev = r->header.revision;
+	cairn_result_free(r);
+	return rv;
+}
+
+static bool lease_listed(const struct cairn_result *r, int64_t id)
+{
+	size_t i;
+
+	for (i = 0; i < r->n_leases; i++)
+		if (r->leases[i] == id)
+			return true;
+	return false;
+}
+
+/* A lease id of this run's own, far above those the store picks. */
+static int64_t own_lease_id(void)
+{
+	return (INT64_C(1) << 40) |
+	       (int64_t)((((uint64_t)getpid() << 20) ^ uv_hrtime()) &
+	                 ((UINT64_C(1) << 40) - 1));
+}
+
+TEST(lease_ops_are_checked_before_sending)
+{
+	cairn_client *c = open_sync("127.0.0.1:1", false);
+	struct cairn_result *r = (struct cairn_result *)&c;
+
+	CHECK(c != NULL);
+	CHECK_EQ_INT(lease_do(c, CAIRN_OP_LEASE_GRANT, 0, 0, &r), CAIRN_EINVAL);
+	CHECK(r == NULL);
+	CHECK(strstr(cairn_errmsg(c), "TTL") != NULL);
+	CHECK_EQ_INT(lease_do(c, CAIRN_OP_LEASE_GRANT, -1, 5, &r),
+	             CAIRN_EINVAL);
+	CHECK_EQ_INT(lease_do(c, CAIRN_OP_LEASE_REVOKE, 0, 0, &r),
+	             CAIRN_EINVAL);
+	CHECK_EQ_INT(lease_do(c, CAIRN_OP_LEASE_KEEPALIVE, -3, 0, &r),
+	             CAIRN_EINVAL);
+	CHECK_EQ_INT(lease_do(c, CAIRN_OP_LEASE_TTL, 0, 0, &r), CAIRN_EINVAL);
+	CHECK(strstr(cairn_errmsg(c), "positive") != NULL);
+	cairn_close(c);
+	return 0;
+}
+
+TEST(lease_grant_attach_ttl_keepalive_list)
+{
+	cairn_client *c = open_sync(endpoints, false);
+	struct cairn_op op = {.type = CAIRN_OP_LEASE_TTL};
+	int64_t mine = own_lease_id();
+	struct cairn_result *r = NULL;
+	int64_t picked;
+
+	CHECK(c != NULL);
+	picked = grant(c, 30, 0);
+	CHECK(picked > 0);
+	CHECK(picked != mine);
+	CHECK_EQ_INT(grant(c, 20, mine), mine);
+	CHECK_EQ_INT(lease_do(c, CAIRN_OP_LEASE_GRANT, mine, 5, &r),
+	             CAIRN_ELEASEEXISTS);
+	CHECK(r == NULL);
+	CHECK(strstr(cairn_errmsg(c), "exists") != NULL);
+
+	CHECK_EQ_INT(put_leased(c, key("lease/b"), "2", picked, NULL), 0);
+	CHECK_EQ_INT(put_leased(c, key("lease/a"), "1", picked, NULL), 0);
+	CHECK_EQ_INT(cairn_get(c, key("lease/a"), strlen(key("lease/a")), &r),
+	             0);
+	CHECK_EQ_INT(r->kvs[0].lease, picked);
+	cairn_result_free(r);
+
+	op.lease = picked;
+	op.keys = true;
+	CHECK_EQ_INT(do_op(c, &op, &r), 0);
+	CHECK_EQ_INT(r->type, CAIRN_OP_LEASE_TTL);
+	CHECK_EQ_INT(r->lease, picked);
+	CHECK_EQ_INT(r->granted_ttl, 30);
+	CHECK(r->ttl > 0 && r->ttl <= 30);
+	CHECK_EQ_INT(r->n_kvs, 2); /* in key order */
+	CHECK_MEM(r->kvs[0].key, r->kvs[0].key_len, key("lease/a"),
+	          strlen(key("lease/a")));
+	CHECK_MEM(r->kvs[1].key, r->kvs[1].key_len, key("lease/b"),
+	          strlen(key("lease/b")));
+	CHECK(r->kvs[0].value == NULL);
+	cairn_result_free(r);
+	op.keys = false;
+	op.lease = mine;
+	CHECK_EQ_INT(do_op(c, &op, &r), 0);
+	CHECK_EQ_INT(r->granted_ttl, 20);
+	CHECK_EQ_INT(r->n_kvs, 0);
+	cairn_result_free(r);
+
+	CHECK_EQ_INT(lease_do(c, CAIRN_OP_LEASE_KEEPALIVE, picked, 0, &r), 0);
+	CHECK_EQ_INT(r->type, CAIRN_OP_LEASE_KEEPALIVE);
+	CHECK_EQ_INT(r->lease, picked);
+	CHECK_EQ_INT(r->ttl, 30);
+	cairn_result_free(r);
+
+	CHECK_EQ_INT(lease_do(c, CAIRN_OP_LEASE_LIST, 0, 0, &r), 0);
+	CHECK_EQ_INT(r->type, CAIRN_OP_LEASE_LIST);
+	CHECK(lease_listed(r, picked) && lease_listed(r, mine));
+	cairn_result_free(r);
+	CHECK_EQ_INT(lease_do(c, CAIRN_OP_LEASE_REVOKE, picked, 0, &r), 0);
+	cairn_result_free(r);
+	CHECK_EQ_INT(lease_do(c, CAIRN_OP_LEASE_REVOKE, mine, 0, &r), 0);
+	cairn_result_free(r);
+	cairn_close(c);
+	return 0;
+}
+
+TEST(lease_revoke_deletes_its_keys_in_one_revision)
+{
+	cairn_client *c = open_sync(endpoints, false);
+	struct cairn_result *r = NULL;
+	const char *moved = key("revoke/moved");
+	int64_t id;
+	int64_t rev;
+
+	CHECK(c != NULL);
+	id = grant(c, 60, 0);
+	CHECK(id > 0);
+	CHECK_EQ_INT(put_leased(c, key("revoke/a"), "1", id, NULL), 0);
+	CHECK_EQ_INT(put_leased(c, key("revoke/b"), "2", id, NULL), 0);
+	CHECK_EQ_INT(put_leased(c, moved, "3", id, NULL), 0);
+	/* off the lease again: stays */
+	CHECK_EQ_INT(put_leased(c, moved, "4", 0, &rev), 0);
+	CHECK_EQ_INT(lease_do(c, CAIRN_OP_LEASE_REVOKE, id, 0, &r), 0);
+	CHECK_EQ_INT(r->type, CAIRN_OP_LEASE_REVOKE);
+	CHECK_EQ_INT(r->header.revision, rev + 1);
+	cairn_result_free(r);
+	CHECK_EQ_INT(cairn_get(c, key("revoke/a"), strlen(key("revoke/a")), &r),
+	             0);
+	CHECK_EQ_INT(r->n_kvs, 0);
+	CHECK_EQ_INT(r->header.revision, rev + 1);
+	cairn_result_free(r);
+	CHECK_EQ_INT(cairn_get(c, key("revoke/b"), strlen(key("revoke/b")), &r),
+	             0);
+	CHECK_EQ_INT(r->n_kvs, 0);
+	cairn_result_free(r);
+	CHECK_EQ_INT(cairn_get(c, moved, strlen(moved), &r), 0);
+	CHECK_EQ_INT(r->n_kvs, 1);
+	CHECK_KV(&r->kvs[0], moved, "4");
+	CHECK_EQ_INT(r->kvs[0].lease, 0);
+	cairn_result_free(r);
+
+	/* The lease is gone for every operation that names it. */
+	r = (struct cairn_result *)&c;
+	CHECK_EQ_INT(lease_do(c, CAIRN_OP_LEASE_KEEPALIVE, id, 0, &r),
+	             CAIRN_ENOLEASE);
+	CHECK(r == NULL);
+	CHECK(strstr(cairn_errmsg(c), "not found") != NULL);
+	CHECK_EQ_INT(lease_do(c, CAIRN_OP_LEASE_TTL, id, 0, &r),
+	             CAIRN_ENOLEASE);
+	CHECK_EQ_INT(lease_do(c, CAIRN_OP_LEASE_REVOKE, id, 0, &r),
+	             CAIRN_ENOLEASE);
+	CHECK_EQ_INT(put_leased(c, key("revoke/c"), "5", id, NULL),
+	             CAIRN_ENOLEASE);
+	CHECK(strstr(cairn_errmsg(c), "not found") != NULL);
+	CHECK_EQ_INT(
+	    put_leased(c, key("revoke/c"), "5", own_lease_id() + 1, NULL),
+	    CAIRN_ENOLEASE);
+	CHECK_EQ_INT(cairn_get(c, key("revoke/c"), strlen(key("revoke/c")), &r),
+	             0);
+	CHECK_EQ_INT(r->n_kvs, 0);
+	cairn_result_free(r);
+	CHECK_EQ_INT(lease_do(c, CAIRN_OP_LEASE_LIST, 0, 0, &r), 0);
+	CHECK(!lease_listed(r, id));
+	cairn_result_free(r);
+	cairn_close(c);
+	return 0;
+}
+
+TEST(lease_keepalive_follows_the_leader_list_does_not)
+{
+	char eps[8][64];
+	char list[600];
+	uint64_t ids[8];
+	uint64_t leader;
+	int n = split(eps, 8);
+	int follower = -1;
+	struct cairn_result *r = NULL;
+	cairn_client *c = open_sync(endpoints, false);
+	int64_t id;
+	int i;
+	int tries;
+
+	CHECK(c != NULL);
+	CHECK_EQ_INT(statuses(eps, n, ids, &leader), 0);
+	for (i = 0; i < n; i++)
+		if (ids[i] != leader)
+			follower = i;
+	CHECK(follower >= 0);
+	id = grant(c, 30, 0);
+	CHECK(id > 0);
+	cairn_close(c);
+
+	snprintf(list, sizeof list, "%s,%s", eps[follower], endpoints);
+	c = open_sync(list, false);
+	CHECK(c != NULL);
+	CHECK_EQ_INT(lease_do(c, CAIRN_OP_LEASE_KEEPALIVE, id, 0, &r), 0);
+	CHECK_EQ_INT(r->header.member_id, leader);
+	cairn_result_free(r);
+	cairn_close(c);
+
+	c = open_sync(eps[follower], true);
+	CHECK(c != NULL);
+	CHECK_EQ_INT(lease_do(c, CAIRN_OP_LEASE_TTL, id, 0, &r),
+	             CAIRN_ENOTLEADER);
+	for (tries = 0; tries < 40; tries++) { /* until it applied the grant */
+		CHECK_EQ_INT(lease_do(c, CAIRN_OP_LEASE_LIST, 0, 0, &r), 0);
+		CHECK_EQ_INT(r->header.member_id, ids[follower]);
+		if (lease_listed(r, id))
+			tries = 1000;
+		cairn_result_free(r);
+		if (tries < 1000)
+			usleep(50000);
+	}
+	CHECK(tries > 1000);
+	cairn_close(c);
+
+	c = open_sync(endpoints, false);
+	CHECK(c != NULL);
+	CHECK_EQ_INT(lease_do(c, CAIRN_OP_LEASE_REVOKE, id, 0, &r), 0);
+	cairn_result_free(r);
+	cairn_close(c);
+	return 0;
+}
+
+TEST(a_short_lease_expires_with_its_keys)
+{
+	cairn_client *c = open_sync(endpoints, false);
+	const char *k = key("expiring");
+	struct cairn_result *r = NULL;
+	uint64_t t0 = uv_hrtime();
+	bool gone = false;
+	int64_t id;
+	int i;
+
+	CHECK(c != NULL);
+	id = grant(c, 2, 0);
+	CHECK(id > 0);
+	CHECK_EQ_INT(put_leased(c, k, "soon gone", id, NULL), 0);
+	for (i = 0; i < 100 && !gone; i++) {
+		CHECK_EQ_INT(cairn_get(c, k, strlen(k), &r), 0);
+		gone = r->n_kvs == 0;
+		cairn_result_free(r);
+		if (!gone)
+			usleep(100000);
+	}
+	CHECK(gone);
+	CHECK((uv_hrtime() - t0) / 1000000 >= 1500); /* not before its TTL */
+	CHECK_EQ_INT(lease_do(c, CAIRN_OP_LEASE_TTL, id, 0, &r),
+	             CAIRN_ENOLEASE);
+	CHECK_EQ_INT(lease_do(c, CAIRN_OP_LEASE_KEEPALIVE, id, 0, &r),
+	             CAIRN_ENOLEASE);
+	cairn_close(c);
+	return 0;
+}
+
+static void on_result(cairn_client *c, struct cairn_result *res, void *arg)
+{
+	(void)c;
+	*(struct cairn_result **)arg = res;
+}
+
+/* Submits op on the async client and runs the loop until its answer. */
+static struct cairn_result *await(uv_loop_t *loop, cairn_client *c,
+                                  const struct cairn_op *op)
+{
+	struct cairn_result *res = NULL;
+
+	if (cairn_submit(c, op, on_result, &res) != 0) {
+		printf("# submit: %s\n", cairn_errmsg(c));
+		return NULL;
+	}
+	while (res == NULL)
+		uv_run(loop, UV_RUN_ONCE);
+	return res;
+}
+
+TEST(async_lease_keepalive)
+{
+	struct cairn_op op = {.type = CAIRN_OP_LEASE_GRANT, .ttl = 10};
+	struct cairn_result *res;
+	cairn_client *c;
+	uv_loop_t loop;
+	int64_t id;
+
+	c = open_async(&loop, endpoints);
+	CHECK(c != NULL);
+	res = await(&loop, c, &op);
+	CHECK(res != NULL);
+	CHECK_EQ_INT(res->err, 0);
+	CHECK_EQ_INT(res->type, CAIRN_OP_LEASE_GRANT);
+	CHECK_EQ_INT(res->ttl, 10);
+	id = res->lease;
+	CHECK(id > 0);
+	cairn_result_free(res);
+
+	op.type = CAIRN_OP_LEASE_KEEPALIVE;
+	op.lease = id;
+	op.ttl = 0;
+	res = await(&loop, c, &op);
+	CHECK(res != NULL);
+	CHECK_EQ_INT(res->err, 0);
+	CHECK_EQ_INT(res->type, CAIRN_OP_LEASE_KEEPALIVE);
+	CHECK_EQ_INT(res->lease, id);
+	CHECK_EQ_INT(res->ttl, 10);
+	cairn_result_free(res);
+
+	op.type = CAIRN_OP_LEASE_REVOKE;
+	res = await(&loop, c, &op);
+	CHECK(res != NULL);
+	CHECK_EQ_INT(res->err, 0);
+	cairn_result_free(res);
+	op.type = CAIRN_OP_LEASE_KEEPALIVE;
+	res = await(&loop, c, &op);
+	CHECK(res != NULL);
+	CHECK_EQ_INT(res->err, CAIRN_ENOLEASE);
+	CHECK(res->errmsg != NULL && strstr(res->errmsg, "not found") != NULL);
+	cairn_result_free(res);
+
+	op.lease = 0; /* refused at submit: no callback */
+	res = NULL;
+	CHECK_EQ_INT(cairn_submit(c, &op, on_result, &res), CAIRN_EINVAL);
+	run_for(&loop, 50);
+	CHECK(res == NULL);
+	return close_async(&loop, c);
+}
+
 /* ---- a scripted member: resuming in the middle of a split revision ------- */
 
 /*
@@ -1470,6 +1843,11 @@ static void fake_request(struct fake_conn *fc, const struct proto_req *req)
 		mp_put_uint(&w, 7);
 		mp_put_key(&w, "ldr");
 		mp_put_uint(&w, 7);
+	} else if (req->op == PROTO_OP_LEASE_GRANT) {
+		/* what the store answers a retried grant it applied before */
+		fake_head(&w, 4, req->id, req->op, 20);
+		mp_put_key(&w, "dup");
+		mp_put_bool(&w, true);
 	} else {
 		fake_head(&w, 3, req->id, req->op, 20);
 	}
@@ -1598,6 +1976,44 @@ TEST(resume_in_a_split_revision_has_no_gap_and_no_duplicate)
 	return 0;
 }
 
+/* The store answers a retried grant it applied before with only "dup": the
+ * id and TTL come from the request when the caller chose the id; a lost
+ * store-picked id is reported, not passed off as lease 0. */
+TEST(a_retried_grant_answered_as_a_duplicate)
+{
+	static struct fake f;
+	struct cairn_op op = {
+	    .type = CAIRN_OP_LEASE_GRANT, .lease = 0x77, .ttl = 9};
+	struct cairn_result *res;
+	cairn_client *c = NULL;
+	char ep[32];
+	uv_loop_t loop;
+
+	CHECK_EQ_INT(uv_loop_init(&loop), 0);
+	CHECK_EQ_INT(fake_start(&loop, &f), 0);
+	snprintf(ep, sizeof ep, "127.0.0.1:%d", f.port);
+	CHECK_EQ_INT(cairn_open_async(&c, &loop, ep, NULL, NULL, 0), 0);
+	res = await(&loop, c, &op);
+	CHECK(res != NULL);
+	CHECK_EQ_INT(res->err, 0);
+	CHECK(res->duplicate);
+	CHECK_EQ_INT(res->lease, 0x77);
+	CHECK_EQ_INT(res->ttl, 9);
+	cairn_result_free(res);
+	op.lease = 0;
+	res = await(&loop, c, &op);
+	CHECK(res != NULL);
+	CHECK_EQ_INT(res->err, CAIRN_EINDETERMINATE);
+	CHECK(strstr(res->errmsg, "does not say its id") != NULL);
+	CHECK_EQ_INT(res->type, CAIRN_OP_LEASE_GRANT);
+	cairn_result_free(res);
+	cairn_close(c);
+	uv_walk(&loop, close_any, &f.server);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	CHECK_EQ_INT(uv_loop_close(&loop), 0);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct test_case tests[] = {
@@ -1623,6 +2039,13 @@ int main(int argc, char **argv)
 	    T(close_ends_every_watch_once),
 	    T(watch_progress_request_reports_the_revision),
 	    T(watch_splits_a_huge_revision_with_more),
+	    T(lease_ops_are_checked_before_sending),
+	    T(lease_grant_attach_ttl_keepalive_list),
+	    T(lease_revoke_deletes_its_keys_in_one_revision),
+	    T(lease_keepalive_follows_the_leader_list_does_not),
+	    T(a_short_lease_expires_with_its_keys),
+	    T(async_lease_keepalive),
+	    T(a_retried_grant_answered_as_a_duplicate),
 	    /* last: it compacts away the history the tests above read */
 	    T(compaction_then_watch_below_it_fails_with_the_compact_revision),
 	};
