@@ -630,6 +630,7 @@ static int check_op(struct cairn_client *c, const struct cairn_op *op)
 		return check_txn(c, op->txn);
 	case CAIRN_OP_STATUS:
 	case CAIRN_OP_MEMBERS:
+	case CAIRN_OP_SNAPSHOT:
 		return 0;
 	case CAIRN_OP_COMPACT:
 		if (op->revision < 1)
@@ -680,11 +681,13 @@ static int req_new(struct cairn_client *c, const struct cairn_op *op,
 	r->n_fields = f.n;
 	r->type = op->type;
 	r->write = proto_op_is_write((unsigned)op->type);
-	/* The leader alone times leases: keep-alive and TTL are its own. */
+	/* The leader alone times leases: keep-alive and TTL are its own. A
+	 * backup comes from the leader, which has applied every acknowledged
+	 * write. */
 	r->leader = r->write ||
 	            (op->type == CAIRN_OP_RANGE && !op->serializable) ||
 	            op->type == CAIRN_OP_LEASE_KEEPALIVE ||
-	            op->type == CAIRN_OP_LEASE_TTL;
+	            op->type == CAIRN_OP_LEASE_TTL || op->type == CAIRN_OP_SNAPSHOT;
 	if (op->type == CAIRN_OP_LEASE_GRANT) {
 		r->lease = op->lease;
 		r->ttl = op->ttl;

@@ -579,6 +579,8 @@ static bool body_field(struct dec *d, struct cairn_result *res, const char *k,
 		return get_members(d, res);
 	if (MP_KEY_IS(k, klen, "crev"))
 		return mp_dec_int(&d->m, "crev", &res->compact_revision);
+	if (MP_KEY_IS(k, klen, "snap"))
+		return get_bytes(d, "snap", &res->snapshot, &res->snapshot_len);
 	switch (lease_field(d, res, k, klen)) {
 	case 1:
 		return true;

@@ -422,12 +422,19 @@ static void answer_info(struct conn *c, const struct proto_req *req)
  * tens of milliseconds per 100k keys. */
 static void answer_snapshot(struct conn *c, const struct proto_req *req)
 {
-	struct fsm *f = &c->srv->node->fsm;
+	struct node *n = c->srv->node;
+	struct fsm *f = &n->fsm;
 	struct exec_hdr h = fsm_header(f);
 	struct mp_writer *w;
 	uint8_t *snap;
 	size_t len;
 
+	if (n->leader && !n->ready) {
+		/* A new leader may not have applied all that was committed. */
+		conn_error(c, req->id, req->op, CAIRN_ENOLEADER,
+		           "the leader is not ready yet; retry shortly", 0);
+		return;
+	}
 	if (fsm_encode_snapshot(f, &snap, &len) != 0) {
 		conn_error(c, req->id, req->op, CAIRN_ENOMEM,
 		           "out of memory encoding the snapshot", 0);

@@ -41,7 +41,8 @@ ok "a corrupt backup is refused" sh -c "! '$STORE' --id 1 --data-dir '$TESTDIR/n
 ok "... as corrupt" grep -q "checksum mismatch" "$TESTDIR/bad.err"
 head -c 200 "$TESTDIR/backup.db" >"$TESTDIR/short.db"
 ok "a truncated backup is refused" sh -c "! '$STORE' --id 1 --data-dir '$TESTDIR/new2' \
-	--initial-cluster 1=127.0.0.1:1 --restore-from '$TESTDIR/short.db' 2>&1 | grep -q truncated"
+	--initial-cluster 1=127.0.0.1:1 --restore-from '$TESTDIR/short.db' 2>'$TESTDIR/short.err'"
+ok "... as truncated" grep -q truncated "$TESTDIR/short.err"
 cluster_stop_checked >"$TESTDIR/stop.out"
 is "members stop cleanly on SIGTERM, nothing leaked" "" "$(cat "$TESTDIR/stop.out")"
 done_testing
