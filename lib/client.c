@@ -1451,11 +1451,11 @@ static void retry(struct cairn_client *c, struct req *r,
 }
 
 /*
- * A retried LEASE_GRANT that the store had applied before is answered only
- * "dup" (and the revision): the id and TTL come from the request when the
- * caller chose the id. An id the store picked cannot be known from that
- * answer: the grant is reported as indeterminate rather than as a lease 0
- * (the lease stays until its TTL runs out).
+ * The store answers a retried LEASE_GRANT it had applied before with "dup"
+ * and the lease's id and TTL (an id it picked is derived from the client id
+ * and sequence number, so the retry learns the same one). Should an answer
+ * lack them, the id comes from the request when the caller chose it; else
+ * the grant is reported as indeterminate rather than as a lease 0.
  */
 static struct cairn_result *grant_answer(const struct req *r,
                                          struct cairn_result *res)

@@ -67,8 +67,10 @@
  *
  * SNAPSHOT {id, op} answers {id, op, h, rev, snap: bin}: the member's whole
  * applied state as a state machine snapshot (see store/fsm.h), for backups
- * (lib/backup.h wraps it in a file). One answer frame, so at most
- * PROTO_RESP_FRAME_MAX bytes compressed.
+ * (lib/backup.h wraps it in a file). libcairn asks the leader, which refuses
+ * (CAIRN_ENOLEADER) until it has applied everything committed before its
+ * election. One answer frame, so at most PROTO_RESP_FRAME_MAX bytes
+ * compressed.
  *
  * COMPACT {id, op, rev, cid, seq, ack} discards the history below rev (a write,
  * through the log); answered {id, op, h}, or CAIRN_ECOMPACTED (rev at or below

@@ -193,6 +193,9 @@ static int parse_retention(struct config *cfg, char *err, size_t len)
 {
 	const char *v = cfg->retention_text;
 	unsigned long long n;
+
+	if (*v == '\0') /* not given: 5 minutes, or 10000 revisions */
+		v = cfg->compaction_mode == COMPACT_REVISION ? "10000" : "5m";
 	char digits[24];
 	size_t k = strspn(v, "0123456789");
 	unsigned long long unit = 0;
@@ -264,7 +267,7 @@ static const struct setting settings[] = {
 	{"quota-bytes", OPT_ARG, "N", "refuse writes that add data once the keyspace holds N bytes; 0 for no quota (default 2147483648)", set_quota},
 	{"watch-progress-interval", OPT_ARG, "MS", "how often idle watches that asked for it hear the current revision (default 10000)", set_progress},
 	{"auto-compaction-mode", OPT_ARG, "MODE", "periodic (keep a duration of history) or revision (keep a number of revisions) (default periodic)", set_compaction_mode},
-	{"auto-compaction-retention", OPT_ARG, "N", "history to keep: a duration such as 5m or 1h in periodic mode, a number of revisions in revision mode; 0 turns automatic compaction off (default 5m)", set_retention},
+	{"auto-compaction-retention", OPT_ARG, "N", "history to keep: a duration such as 5m or 1h in periodic mode, a number of revisions in revision mode; 0 turns automatic compaction off (default 5m, or 10000 in revision mode)", set_retention},
 	{"restore-from", OPT_ARG, "FILE", "build this member's new data directory from a backup (cairnctl snapshot save), then exit; run it on every member with the same backup and --initial-cluster, then start them", set_restore},
 	{"log-level", OPT_ARG, "LEVEL", "error, warn, info or debug (default info)", set_log_level},
 };
@@ -412,7 +415,7 @@ static void defaults(struct config *cfg)
 	cfg->heartbeat_ms = 40;
 	cfg->snapshot_threshold = 16384;
 	cfg->quota_bytes = 2ull << 30;
-	strcpy(cfg->retention_text, "5m");
+	/* retention_text stays empty: the default depends on the mode. */
 	cfg->watch_progress_ms = 10000;
 	cfg->log_level = LOG_INFO;
 }

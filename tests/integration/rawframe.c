@@ -405,11 +405,13 @@ static int slow_watch(int fd, const char *prefix, int pause_ms, long count)
 			if (!parse_events(payload, len, &e, last_key, sizeof last_key,
 			                  &last)) {
 				printf("bad events frame\n");
+				frame_reader_close(&fr);
 				return 1;
 			}
 			if (e.cancel) {
 				printf("watch ended by the store: error %llu after %ld events\n",
 				       (unsigned long long)e.err, seen);
+				frame_reader_close(&fr);
 				return count == 0 && e.err == CAIRN_ECOMPACTED ? 0 : 1;
 			}
 			if (e.op == PROTO_OP_EVENTS && e.n_put > 0 && first == 0)
