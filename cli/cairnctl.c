@@ -1937,7 +1937,9 @@ static void member_row(const struct cairn_member *m, const struct ep_status *s,
 
 	snprintf(cells[0], 128, "%016" PRIx64, m->id);
 	snprintf(cells[1], 128, "%s",
-	         s != NULL && s->res->status.name ? s->res->status.name : "");
+	         s != NULL && s->res->status.name ? s->res->status.name
+	         : m->name                        ? m->name
+	                                          : "");
 	snprintf(cells[2], 128, "%s", m->peer_address);
 	snprintf(cells[3], 128, "%s", cli);
 	snprintf(cells[4], 128, "%s", m->voter ? "voter" : "learner");
@@ -2020,6 +2022,151 @@ static int cmd_member_list(struct ctx *x)
 		rv = fail_cmd(x, "out of memory");
 	if (n > 0)
 		free_statuses(st, n);
+	cairn_result_free(r);
+	return rv;
+}
+
+/* ---- member add, promote, remove ----------------------------------------- */
+
+/* n decimal digits (no leading zero unless alone) at *s, at most max. */
+static bool dec_part(const char **s, unsigned max, unsigned *v)
+{
+	const char *p = *s;
+	unsigned x = 0;
+
+	while (*p >= '0' && *p <= '9' && p - *s < 5)
+		x = x * 10 + (unsigned)(*p++ - '0');
+	if (p == *s || (p - *s > 1 && **s == '0') || x > max ||
+	    (*p >= '0' && *p <= '9'))
+		return false;
+	*s = p;
+	*v = x;
+	return true;
+}
+
+/* "a.b.c.d:port": the peer addresses the store takes. */
+static bool ipv4_port(const char *s)
+{
+	unsigned v;
+	int i;
+
+	for (i = 0; i < 4; i++)
+		if (!dec_part(&s, 255, &v) || *s++ != (i < 3 ? '.' : ':'))
+			return false;
+	return dec_part(&s, 65535, &v) && v > 0 && *s == '\0';
+}
+
+/*
+ * The member id argument: decimal, as cairn-store --id takes it, or hex with
+ * 0x. A decimal with leading zeros is refused: it is most likely the 16 hex
+ * digits 'member list' prints ("0000000000000010" is member 16, not 10).
+ * False after a usage error.
+ */
+static bool member_arg(struct ctx *x, uint64_t *id)
+{
+	const char *s = x->args[0];
+	bool hex = s[0] == '0' && (s[1] == 'x' || s[1] == 'X');
+	const char *digits = hex ? s + 2 : s;
+	unsigned long long v;
+	char *end;
+
+	if (*digits != '\0' && *digits != '-' && *digits != '+' &&
+	    *digits != ' ' && (hex || *digits != '0')) {
+		errno = 0;
+		v = strtoull(digits, &end, hex ? 16 : 10);
+		if (errno == 0 && *end == '\0' && v > 0) {
+			*id = v;
+			return true;
+		}
+	}
+	usage_error(x->cmd,
+	            "bad member id '%s': a positive decimal integer as "
+	            "cairn-store --id takes it (without leading zeros), or "
+	            "0x and the hex id 'member list' prints",
+	            s);
+	return false;
+}
+
+/* The answer of a change: -o json as member list (the members after the
+ * change), else "Member <ID> <what>". */
+static void print_change(const struct ctx *x, const struct cairn_result *r,
+                         uint64_t id, const char *what)
+{
+	if (x->out == OUT_JSON)
+		print_members(x, r, NULL, 0);
+	else
+		printf("Member %016" PRIx64 " %s\n", id, what);
+}
+
+enum { MADD_PEER_URLS, MADD_LEARNER };
+static const struct flag member_add_flags[] = {
+    [MADD_PEER_URLS] = {"peer-urls", 0, true, "IP:PORT",
+                        "the new member's peer address (required)"},
+    [MADD_LEARNER] = {"learner", 0, false, NULL,
+                      "accepted: a new member always starts as a learner"},
+};
+
+static int cmd_member_add(struct ctx *x)
+{
+	struct cairn_op op = {.type = CAIRN_OP_MEMBER_ADD};
+	const char *peer = x->val[MADD_PEER_URLS];
+	struct cairn_result *r = NULL;
+	int rv;
+
+	if (!member_arg(x, &op.member_id))
+		return EXIT_USAGE;
+	if (peer == NULL || *peer == '\0') {
+		usage_error(x->cmd, "member add needs --peer-urls=IP:PORT");
+		return EXIT_USAGE;
+	}
+	if (strncmp(peer, "http://", 7) == 0)
+		peer += 7;
+	if (!ipv4_port(peer)) {
+		usage_error(x->cmd,
+		            "--peer-urls: '%s' is not one IPv4 address and "
+		            "port like 10.0.0.4:2380",
+		            x->val[MADD_PEER_URLS]);
+		return EXIT_USAGE;
+	}
+	op.peer_address = peer;
+	rv = run_op(x, &op, &r);
+	if (rv == 0)
+		print_change(x, r, op.member_id,
+		             "added to the cluster as a learner");
+	if (rv == 0 && x->out != OUT_JSON)
+		printf("\nCAIRN_STORE_FLAGS: --id %" PRIu64
+		       " --join --listen-peer %s\n",
+		       op.member_id, peer);
+	cairn_result_free(r);
+	return rv;
+}
+
+static int cmd_member_promote(struct ctx *x)
+{
+	struct cairn_op op = {.type = CAIRN_OP_MEMBER_PROMOTE};
+	struct cairn_result *r = NULL;
+	int rv;
+
+	if (!member_arg(x, &op.member_id))
+		return EXIT_USAGE;
+	rv = run_op(x, &op, &r);
+	if (rv == 0)
+		print_change(x, r, op.member_id, "promoted to voter");
+	cairn_result_free(r);
+	return rv;
+}
+
+static int cmd_member_remove(struct ctx *x)
+{
+	struct cairn_op op = {.type = CAIRN_OP_MEMBER_REMOVE};
+	struct cairn_result *r = NULL;
+	int rv;
+
+	if (!member_arg(x, &op.member_id))
+		return EXIT_USAGE;
+	rv = run_op(x, &op, &r);
+	if (rv == 0)
+		print_change(x, r, op.member_id, "removed from the cluster");
 	cairn_result_free(r);
 	return rv;
 }
@@ -2144,6 +2291,41 @@ static const struct cmd commands[] = {
      "or learner), IS LEADER. Names and client addresses come from asking\n"
      "each --endpoints entry which member it is.\n",
      NULL, 0, 0, 0, cmd_member_list},
+    {"member add", "member add <ID> --peer-urls=IP:PORT",
+     "adds a member to the cluster as a learner",
+     "<ID> is the new member's id, decimal as cairn-store --id takes it (or\n"
+     "0x and hex digits); IP:PORT is the peer address it will listen on.\n"
+     "The leader adds it as a learner: it receives the log but does not vote\n"
+     "(nor count toward a quorum) until 'member promote'. Prints\n"
+     "\n"
+     "  Member <ID> added to the cluster as a learner\n"
+     "\n"
+     "  CAIRN_STORE_FLAGS: --id <ID> --join --listen-peer <IP:PORT>\n"
+     "\n"
+     "(the ID in 16 hex digits first, decimal in the flags): start the new\n"
+     "member with those flags, a new --data-dir and its --listen-client;\n"
+     "once it has caught up, promote it. -o json prints the members after\n"
+     "the change, as member list does. One membership change at a time:\n"
+     "another one in progress makes this fail (exit status 1). A change\n"
+     "whose answer is lost (a connection or the leadership lost meanwhile)\n"
+     "is not retried: check 'member list' before trying again.\n",
+     member_add_flags, sizeof member_add_flags / sizeof member_add_flags[0],
+     1, 1, cmd_member_add},
+    {"member promote", "member promote <ID>",
+     "makes a learner a voting member",
+     "The leader first lets the learner catch up with the log, then makes it\n"
+     "a voter; this may take several seconds (raise --command-timeout for a\n"
+     "learner far behind). Prints 'Member <ID> promoted to voter'. <ID> is\n"
+     "decimal (or 0x and hex). -o json prints the members after the change.\n"
+     "A change whose answer is lost is not retried: check 'member list'.\n",
+     NULL, 0, 1, 1, cmd_member_promote},
+    {"member remove", "member remove <ID>",
+     "removes a member from the cluster",
+     "The removed member stops. Prints 'Member <ID> removed from the\n"
+     "cluster'. <ID> is decimal (or 0x and hex). -o json prints the members\n"
+     "after the change. A change whose answer is lost is not retried: check\n"
+     "'member list'.\n",
+     NULL, 0, 1, 1, cmd_member_remove},
     {"endpoint status", "endpoint status", "prints the status of each endpoint",
      "Asks every --endpoints entry on its own. Columns: ENDPOINT, ID, "
      "VERSION,\n"
@@ -2413,7 +2595,7 @@ static int command_words(struct cmdline *cl, int argc, char **argv, int *i)
 		    strcmp(argv[*i], "lease") == 0)
 			usage_error(
 			    NULL, "'%s' needs a subcommand (%s)", argv[*i],
-			    argv[*i][0] == 'm'   ? "list"
+			    argv[*i][0] == 'm'   ? "list, add, promote or remove"
 			    : argv[*i][0] == 'e' ? "status"
 			                         : "grant, revoke, "
 			                           "timetolive, list or "
@@ -2490,6 +2672,8 @@ static const char *missing_arg(const struct cmd *c)
 {
 	if (c->min_args != 1)
 		return "more arguments";
+	if (strncmp(c->name, "member ", 7) == 0)
+		return "a member id";
 	if (strstr(c->usage, "<revision>") != NULL)
 		return "a revision";
 	if (strstr(c->usage, "<ttl>") != NULL)

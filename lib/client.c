@@ -13,6 +13,10 @@
  * lost link closes the link; the window's requests stay and are resent on the
  * next link. A request's deadline timer completes it with the last retryable
  * error. cairn_close() cancels what is left with CAIRN_ECANCELED.
+ * Membership changes (MEMBER_ADD, _REMOVE, _PROMOTE) go to the leader like
+ * linearizable reads but are never resent once they went out: a change on a
+ * lost link fails with CAIRN_EINDETERMINATE (from the deadline timer), and
+ * of the store's answers only ENOTLEADER and ENOLEADER are retried.
  *
  * Reentrancy: user callbacks may submit or close. Nothing is freed while a
  * callback runs: the client and its connections are released in libuv close
@@ -359,6 +363,24 @@ static void f_int(struct fields *f, const char *k, int64_t v)
 	}
 }
 
+static void f_uint(struct fields *f, const char *k, uint64_t v)
+{
+	f->n++;
+	if (f->w != NULL) {
+		mp_put_key(f->w, k);
+		mp_put_uint(f->w, v);
+	}
+}
+
+static void f_str(struct fields *f, const char *k, const char *s)
+{
+	f->n++;
+	if (f->w != NULL) {
+		mp_put_key(f->w, k);
+		mp_put_str(f->w, s, strlen(s));
+	}
+}
+
 static void f_true(struct fields *f, const char *k)
 {
 	f->n++;
@@ -373,6 +395,15 @@ static void put_txn(struct fields *f, const struct cairn_txn *t);
 static bool is_lease_op(int type)
 {
 	return type >= CAIRN_OP_LEASE_GRANT && type <= CAIRN_OP_LEASE_LIST;
+}
+
+/* Membership changes: the leader answers once the change is committed. They
+ * are not writes (no cid/seq: the store keeps no at-most-once record of
+ * them), so they are never resent once they went out (see change_lost). */
+static bool is_member_change(int type)
+{
+	return type == CAIRN_OP_MEMBER_ADD || type == CAIRN_OP_MEMBER_REMOVE ||
+	       type == CAIRN_OP_MEMBER_PROMOTE;
 }
 
 /* GRANT {ttl, l: wanted id, absent for 0}; REVOKE, KEEPALIVE {l}; TTL {l,
@@ -404,6 +435,12 @@ static void put_fields(struct fields *f, const struct cairn_op *op)
 	}
 	if (op->type == CAIRN_OP_COMPACT) {
 		f_int(f, "rev", op->revision);
+		return;
+	}
+	if (is_member_change(op->type)) { /* {mid[, peer]} */
+		f_uint(f, "mid", op->member_id);
+		if (op->type == CAIRN_OP_MEMBER_ADD)
+			f_str(f, "peer", op->peer_address);
 		return;
 	}
 	f_bin(f, "k", op->key, op->key_len);
@@ -617,6 +654,59 @@ static int check_lease_op(struct cairn_client *c, const struct cairn_op *op)
 	}
 }
 
+/* n decimal digits at *s, without a leading zero unless n is 1, as the value
+ * in [0, max]; *s moves past them. */
+static bool parse_dec(const char **s, unsigned max, unsigned *v)
+{
+	const char *p = *s;
+	unsigned x = 0;
+
+	while (*p >= '0' && *p <= '9' && p - *s < 5)
+		x = x * 10 + (unsigned)(*p++ - '0');
+	if (p == *s || (p - *s > 1 && **s == '0') || x > max ||
+	    (*p >= '0' && *p <= '9'))
+		return false;
+	*s = p;
+	*v = x;
+	return true;
+}
+
+/* "a.b.c.d:port", as the store takes a peer address. */
+static bool ipv4_port_ok(const char *s)
+{
+	unsigned v;
+	int i;
+
+	for (i = 0; i < 4; i++) {
+		if (!parse_dec(&s, 255, &v) || *s++ != (i < 3 ? '.' : ':'))
+			return false;
+	}
+	return parse_dec(&s, 65535, &v) && v > 0 && *s == '\0';
+}
+
+static int check_member_op(struct cairn_client *c, const struct cairn_op *op)
+{
+	static const char *const names[] = {"add", "remove", "promote"};
+	const char *name = names[op->type - CAIRN_OP_MEMBER_ADD];
+
+	if (op->member_id == 0)
+		return set_err(c, CAIRN_EINVAL,
+		               "member %s: the member id must be positive",
+		               name);
+	if (op->type != CAIRN_OP_MEMBER_ADD)
+		return 0;
+	if (op->peer_address == NULL || op->peer_address[0] == '\0')
+		return set_err(c, CAIRN_EINVAL,
+		               "member add: no peer address given (IP:PORT)");
+	if (strlen(op->peer_address) >= PROTO_MAX_ATTR ||
+	    !ipv4_port_ok(op->peer_address))
+		return set_err(c, CAIRN_EINVAL,
+		               "member add: peer address '%.*s' is not an "
+		               "IPv4 address and port like 10.0.0.4:2380",
+		               PROTO_MAX_ATTR, op->peer_address);
+	return 0;
+}
+
 static int check_op(struct cairn_client *c, const struct cairn_op *op)
 {
 	if (op == NULL)
@@ -644,6 +734,10 @@ static int check_op(struct cairn_client *c, const struct cairn_op *op)
 	case CAIRN_OP_LEASE_TTL:
 	case CAIRN_OP_LEASE_LIST:
 		return check_lease_op(c, op);
+	case CAIRN_OP_MEMBER_ADD:
+	case CAIRN_OP_MEMBER_REMOVE:
+	case CAIRN_OP_MEMBER_PROMOTE:
+		return check_member_op(c, op);
 	default:
 		return set_err(c, CAIRN_EINVAL, "unknown operation type %d",
 		               op->type);
@@ -683,11 +777,12 @@ static int req_new(struct cairn_client *c, const struct cairn_op *op,
 	r->write = proto_op_is_write((unsigned)op->type);
 	/* The leader alone times leases: keep-alive and TTL are its own. A
 	 * backup comes from the leader, which has applied every acknowledged
-	 * write. */
+	 * write. Only the leader changes the membership. */
 	r->leader = r->write ||
 	            (op->type == CAIRN_OP_RANGE && !op->serializable) ||
 	            op->type == CAIRN_OP_LEASE_KEEPALIVE ||
-	            op->type == CAIRN_OP_LEASE_TTL || op->type == CAIRN_OP_SNAPSHOT;
+	            op->type == CAIRN_OP_LEASE_TTL ||
+	            op->type == CAIRN_OP_SNAPSHOT || is_member_change(op->type);
 	if (op->type == CAIRN_OP_LEASE_GRANT) {
 		r->lease = op->lease;
 		r->ttl = op->ttl;
@@ -834,16 +929,60 @@ static void failures_since(const struct cairn_client *c, uint64_t t, char *out,
 	}
 }
 
+/*
+ * A membership change that went out on a link which is gone, unanswered:
+ * whether the leader got it is unknown. It is never resent (the store keeps
+ * no at-most-once record of it: a change applied twice fails confusingly,
+ * and a remove resent after a re-add would undo it); on_deadline fails it.
+ * A change refused with ENOTLEADER or ENOLEADER counts as unsent again.
+ */
+static bool change_lost(const struct cairn_client *c, const struct req *r)
+{
+	return is_member_change(r->type) && r->gen != 0 &&
+	       (c->conn == NULL || r->gen != c->conn->gen);
+}
+
 static void expire(struct cairn_client *c, struct req *r)
 {
+	bool sent = is_member_change(r->type) && r->gen != 0;
 	char why[1024];
 
 	failures_since(c, r->submitted, why, sizeof why);
 	if (why[0] == '\0')
 		snprintf(why, sizeof why, "waiting for %s", c->eps[c->ep].name);
 	complete_err(c, r, r->last_err ? r->last_err : CAIRN_ETIMEDOUT,
-	             "timed out after %u ms (%s)", c->opts.request_timeout_ms,
-	             why);
+	             "timed out after %u ms (%s)%s", c->opts.request_timeout_ms,
+	             why,
+	             sent ? "; the membership change may still be made: check "
+	                    "the member list before retrying"
+	                  : "");
+}
+
+/* Fails the membership changes lost with a link (see change_lost). */
+static void fail_lost_changes(struct cairn_client *c)
+{
+	char why[1024];
+	struct req *r;
+	size_t i;
+
+	for (;;) {
+		for (i = 0, r = NULL; i < c->win.count; i++) {
+			r = win_at(&c->win, i);
+			if (r != NULL && change_lost(c, r))
+				break;
+			r = NULL;
+		}
+		if (r == NULL)
+			return;
+		failures_since(c, r->submitted, why, sizeof why);
+		complete_err(c, r, CAIRN_EINDETERMINATE,
+		             "the connection was lost before the answer%s%s%s; "
+		             "the membership change may or may not be made: "
+		             "check the member list before retrying",
+		             why[0] ? " (" : "", why, why[0] ? ")" : "");
+		if (c->closing)
+			return;
+	}
 }
 
 static void on_deadline(uv_timer_t *t);
@@ -878,6 +1017,9 @@ static void on_deadline(uv_timer_t *t)
 	bool silent = false;
 	struct req *r;
 
+	fail_lost_changes(c);
+	if (c->closing)
+		return;
 	while ((r = win_head(&c->win)) != NULL && r->deadline <= now) {
 		silent |= link_silent(c, r);
 		expire(c, r);
@@ -912,6 +1054,8 @@ static void watches_unlink(struct cairn_client *c);
 static void link_drop(struct cairn_client *c)
 {
 	struct conn *conn = c->conn;
+	struct req *r;
+	size_t i;
 
 	uv_timer_stop(&c->link_timer);
 	if (conn == NULL)
@@ -920,6 +1064,16 @@ static void link_drop(struct cairn_client *c)
 	conn->dead = true;
 	uv_close((uv_handle_t *)&conn->tcp, on_conn_closed);
 	watches_unlink(c);
+	/* Membership changes in flight fail from the deadline timer, where
+	 * calling back is safe. */
+	for (i = 0; i < c->win.count; i++) {
+		r = win_at(&c->win, i);
+		if (r != NULL && r->gen == conn->gen &&
+		    is_member_change(r->type)) {
+			uv_timer_start(&c->deadline_timer, on_deadline, 0, 0);
+			break;
+		}
+	}
 }
 
 /* Something needs a link: a request in the window or a live watch. */
@@ -1141,7 +1295,7 @@ static void send_all(struct cairn_client *c)
 	for (i = 0; i < c->win.count; i++) {
 		r = win_at(&c->win, i);
 		if (r != NULL && r->gen != c->conn->gen &&
-		    send_req(c, r) != 0) {
+		    !change_lost(c, r) && send_req(c, r) != 0) {
 			link_fail(c, CAIRN_ENOMEM, "out of memory");
 			return;
 		}
@@ -1434,9 +1588,23 @@ static bool retryable(const struct cairn_client *c, int err)
 	}
 }
 
+/* A membership change is retried only when the member refused it without
+ * starting it; an EINDETERMINATE (leadership lost during the change) or an
+ * ESHUTDOWN is the caller's to sort out. */
+static bool retryable_req(const struct cairn_client *c, const struct req *r,
+                          int err)
+{
+	if (is_member_change(r->type) && err != CAIRN_ENOTLEADER &&
+	    err != CAIRN_ENOLEADER)
+		return false;
+	return retryable(c, err);
+}
+
 static void retry(struct cairn_client *c, struct req *r,
                   const struct result_env *env)
 {
+	if (is_member_change(r->type))
+		r->gen = 0; /* refused: sent again to the leader */
 	if (env->err == CAIRN_ENOTLEADER) {
 		redirect(c, env);
 		return;
@@ -1486,7 +1654,7 @@ static void on_answer(struct cairn_client *c, const struct result_env *env,
 		cairn_result_free(res);
 		return;
 	}
-	if (retryable(c, env->err)) {
+	if (retryable_req(c, r, env->err)) {
 		cairn_result_free(res);
 		retry(c, r, env);
 		return;

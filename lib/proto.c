@@ -203,6 +203,9 @@ static bool read_field(struct mp_dec *d, struct proto_req *req, const char *k,
 		return mp_dec_bool(d, "pn", &req->progress_notify);
 	if (MP_KEY_IS(k, klen, "mid"))
 		return mp_dec_uint(d, "mid", &req->member);
+	if (MP_KEY_IS(k, klen, "peer"))
+		return mp_dec_bytes(d, "peer", &req->peer, &req->peer_len,
+		                    PROTO_MAX_ATTR - 1);
 	if (MP_KEY_IS(k, klen, "cli"))
 		return mp_dec_bytes(d, "cli", &req->addr, &req->addr_len,
 		                  PROTO_MAX_ATTR - 1);

@@ -22,6 +22,7 @@
  *   ver uint  protocol version (HELLO)
  *   wid uint  watch id            np, nd, pn bool  watch filters and progress
  *   ttl int   lease TTL (seconds) keys bool  LEASE_TTL: list attached keys
+ *   peer str  a member's peer address (MEMBER_ADD)
  *   mid uint, cli str, name str  a member's attributes (PUBLISH: members
  *             only, proposed by a new leader for itself; clients are refused)
  *
@@ -72,6 +73,14 @@
  * election. One answer frame, so at most PROTO_RESP_FRAME_MAX bytes
  * compressed.
  *
+ * Membership (the leader answers; others say ENOTLEADER): MEMBER_ADD {id, op,
+ * mid, peer: "IP:PORT"} adds a member as a learner (it receives the log, does
+ * not vote; start it with --join); MEMBER_PROMOTE {id, op, mid} makes a
+ * learner a voter once it has caught up; MEMBER_REMOVE {id, op, mid} removes a
+ * member (a removed member stops). Each is answered {id, op, h, ms: members}
+ * when the configuration change is committed. One change at a time: another
+ * is refused with CAIRN_EBUSY.
+ *
  * COMPACT {id, op, rev, cid, seq, ack} discards the history below rev (a write,
  * through the log); answered {id, op, h}, or CAIRN_ECOMPACTED (rev at or below
  * the compact revision, with crev) or CAIRN_EFUTUREREV.
@@ -116,7 +125,10 @@
 	X(LEASE_KEEPALIVE, 15, false)                                        \
 	X(LEASE_TTL, 16, false)                                              \
 	X(LEASE_LIST, 17, false)                                             \
-	X(SNAPSHOT, 18, false)
+	X(SNAPSHOT, 18, false)                                               \
+	X(MEMBER_ADD, 19, false)                                             \
+	X(MEMBER_REMOVE, 20, false)                                          \
+	X(MEMBER_PROMOTE, 21, false)
 
 enum proto_op {
 #define PROTO__OP_ENUM(name, code, w) PROTO_OP_##name = code,
@@ -172,6 +184,8 @@ struct proto_req {
 	bool no_delete;
 	bool progress_notify;
 	uint64_t member;
+	const uint8_t *peer;
+	uint32_t peer_len;
 	const uint8_t *addr;
 	uint32_t addr_len;
 	const uint8_t *name;

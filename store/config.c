@@ -233,6 +233,20 @@ bad:
 	return -1;
 }
 
+static int set_join(struct config *cfg, const char *v, char *err, size_t len)
+{
+	if (v == NULL || strcmp(v, "true") == 0 || strcmp(v, "1") == 0) {
+		cfg->join = true;
+		return 0;
+	}
+	if (strcmp(v, "false") == 0 || strcmp(v, "0") == 0) {
+		cfg->join = false;
+		return 0;
+	}
+	snprintf(err, len, "join: '%s' is not true or false", v);
+	return -1;
+}
+
 static int set_restore(struct config *cfg, const char *v, char *err,
                        size_t len)
 {
@@ -268,6 +282,7 @@ static const struct setting settings[] = {
 	{"watch-progress-interval", OPT_ARG, "MS", "how often idle watches that asked for it hear the current revision (default 10000)", set_progress},
 	{"auto-compaction-mode", OPT_ARG, "MODE", "periodic (keep a duration of history) or revision (keep a number of revisions) (default periodic)", set_compaction_mode},
 	{"auto-compaction-retention", OPT_ARG, "N", "history to keep: a duration such as 5m or 1h in periodic mode, a number of revisions in revision mode; 0 turns automatic compaction off (default 5m, or 10000 in revision mode)", set_retention},
+	{"join", OPT_BOOL, "", "join a running cluster that added this member with 'cairnctl member add' (the data directory must be new; --initial-cluster is not used)", set_join},
 	{"restore-from", OPT_ARG, "FILE", "build this member's new data directory from a backup (cairnctl snapshot save), then exit; run it on every member with the same backup and --initial-cluster, then start them", set_restore},
 	{"log-level", OPT_ARG, "LEVEL", "error, warn, info or debug (default info)", set_log_level},
 };
@@ -447,6 +462,15 @@ static int finish(struct config *cfg, char *err, size_t len)
 			strcpy(cfg->listen_peer, cfg->members[i].peer);
 	if (cfg->listen_peer[0] == '\0')
 		strcpy(cfg->listen_peer, "127.0.0.1:2380");
+	if (cfg->join) {
+		if (cfg->n_members > 0) {
+			snprintf(err, len, "--join and --initial-cluster exclude each "
+			         "other: a joining member learns the cluster from it");
+			return -1;
+		}
+		cfg->snapshot_trailing = cfg->snapshot_threshold / 2;
+		return parse_retention(cfg, err, len);
+	}
 	if (cfg->n_members == 0) {
 		cfg->members[0].id = cfg->id;
 		strcpy(cfg->members[0].peer, cfg->listen_peer);

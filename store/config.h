@@ -35,6 +35,7 @@ struct config {
 	int compaction_mode;           /* enum compaction_mode */
 	uint64_t compaction_retention; /* ms or revisions; 0 = off */
 	char retention_text[24];
+	bool join; /* join a running cluster (after 'cairnctl member add') */
 	char restore_from[1024]; /* restore this backup into data_dir and exit */
 	unsigned watch_progress_ms;
 	int log_level;

@@ -18,6 +18,7 @@
 #include "node.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -441,6 +442,21 @@ uint64_t node_leader(const struct node *n)
 
 /* ---- state polling -------------------------------------------------------- */
 
+/* The configuration lists members and no longer this one. A member that is
+ * joining has no configuration until the leader sends it. */
+static bool removed(const struct node *n)
+{
+	const struct raft_configuration *c = &n->raft.configuration;
+	unsigned i;
+
+	if (n->closing || c->n == 0)
+		return false;
+	for (i = 0; i < c->n; i++)
+		if (c->servers[i].id == n->cfg->id)
+			return false;
+	return true;
+}
+
 static void poll_cb(uv_timer_t *t)
 {
 	struct node *n = t->data;
@@ -452,6 +468,13 @@ static void poll_cb(uv_timer_t *t)
 		          "in %s: exiting rather than serving from a broken log",
 		          raft_errmsg(&n->raft), n->cfg->data_dir);
 		exit(1);
+	}
+	if (removed(n)) {
+		log_error("this member (id %llu) was removed from the cluster: "
+		          "stopping", (unsigned long long)n->cfg->id);
+		n->closing = true;
+		uv_kill(uv_os_getpid(), SIGTERM);
+		return;
 	}
 	if (leader && !n->leader) {
 		log_info("became leader in term %llu",
@@ -588,9 +611,13 @@ static int start_raft(struct node *n, char *err, size_t len)
 	}
 	n->fsm.raft = &n->raft;
 	configure_raft(n);
-	rv = bootstrap(n, err, len);
-	if (rv != 0)
-		return rv; /* raft is initialized: node_stop() releases it */
+	if (!cfg->join) {
+		rv = bootstrap(n, err, len);
+		if (rv != 0)
+			return rv; /* raft is initialized: node_stop() releases it */
+	} else {
+		log_info("joining: waiting for the leader to send the cluster's state");
+	}
 	rv = raft_start(&n->raft);
 	if (rv != 0) {
 		const char *why = raft_errmsg(&n->raft);

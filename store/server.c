@@ -19,6 +19,7 @@
 #include "exec.h"
 #include "frame.h"
 #include "log.h"
+#include "member.h"
 #include "mvcc.h"
 #include "node.h"
 #include "proto.h"
@@ -395,27 +396,34 @@ static void put_members(struct mp_writer *w, struct server *s)
 	}
 }
 
-static void answer_info(struct conn *c, const struct proto_req *req)
+static void answer_info(struct conn *c, uint64_t id, unsigned op, bool status)
 {
 	struct server *s = c->srv;
 	struct exec_hdr h = fsm_header(&s->node->fsm);
 	struct mp_writer *w = conn_answer_begin(c);
 
+	if (w == NULL)
+		return;
 	mp_put_map(w, 4);
 	mp_put_key(w, "id");
-	mp_put_uint(w, req->id);
+	mp_put_uint(w, id);
 	mp_put_key(w, "op");
-	mp_put_uint(w, req->op);
+	mp_put_uint(w, op);
 	mp_put_key(w, "h");
 	exec_put_header(w, &h, mvcc_rev(s->node->fsm.mvcc));
-	if (req->op == PROTO_OP_STATUS) {
+	if (status) {
 		mp_put_key(w, "st");
 		put_status(w, s);
 	} else {
 		mp_put_key(w, "ms");
 		put_members(w, s);
 	}
-	conn_answer_end(c, req->id, req->op);
+	conn_answer_end(c, id, op);
+}
+
+void conn_answer_members(struct conn *c, uint64_t id, unsigned op)
+{
+	answer_info(c, id, op, false);
 }
 
 /* The whole applied state, for a backup. Encoding runs on the loop: a few
@@ -518,7 +526,7 @@ static void dispatch(struct conn *c, const struct proto_req *req,
 		return;
 	case PROTO_OP_STATUS:
 	case PROTO_OP_MEMBERS:
-		answer_info(c, req);
+		answer_info(c, req->id, req->op, req->op == PROTO_OP_STATUS);
 		return;
 	case PROTO_OP_RANGE:
 		if (req->serializable) {
@@ -544,6 +552,14 @@ static void dispatch(struct conn *c, const struct proto_req *req,
 		return;
 	case PROTO_OP_SNAPSHOT:
 		answer_snapshot(c, req);
+		return;
+	case PROTO_OP_MEMBER_ADD:
+	case PROTO_OP_MEMBER_REMOVE:
+	case PROTO_OP_MEMBER_PROMOTE:
+		if (leads)
+			member_change(s->node, c, req);
+		else
+			not_leader(c, req);
 		return;
 	case PROTO_OP_LEASE_KEEPALIVE:
 	case PROTO_OP_LEASE_TTL:

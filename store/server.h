@@ -62,6 +62,9 @@ struct mp_writer *conn_answer_begin(struct conn *c);
 /* Completes it; an answer over the frame limit or out of memory is replaced by
  * an error answer for request id. */
 void conn_answer_end(struct conn *c, uint64_t id, unsigned op);
+/* Answers request id with the header and the member list (ms). */
+void conn_answer_members(struct conn *c, uint64_t id, unsigned op);
+
 /* Bytes of answers c has not yet written to the socket. */
 size_t conn_unsent(const struct conn *c);
 

@@ -55,7 +55,9 @@ extern "C" {
 	X(CAIRN_ENOSPACE, 19, "keyspace quota exceeded")                       \
 	X(CAIRN_EINTERNAL, 20, "internal error")                               \
 	X(CAIRN_ENOLEASE, 21, "lease not found")                               \
-	X(CAIRN_ELEASEEXISTS, 22, "lease already exists")
+	X(CAIRN_ELEASEEXISTS, 22, "lease already exists")                      \
+	X(CAIRN_EBUSY, 23, "a membership change is already in progress")       \
+	X(CAIRN_ENOMEMBER, 24, "no such member")
 
 enum cairn_error {
 	CAIRN_OK = 0,
@@ -95,6 +97,9 @@ enum cairn_op_type {
 	CAIRN_OP_LEASE_TTL = 16,       /* lease; keys: list the attached keys */
 	CAIRN_OP_LEASE_LIST = 17,
 	CAIRN_OP_SNAPSHOT = 18, /* the answering member's state, for a backup */
+	CAIRN_OP_MEMBER_ADD = 19,     /* member_id, peer_address: as a learner */
+	CAIRN_OP_MEMBER_REMOVE = 20,  /* member_id */
+	CAIRN_OP_MEMBER_PROMOTE = 21, /* member_id: a caught-up learner votes */
 };
 
 /* Compare targets and results of a transaction's compare clause. */
@@ -157,6 +162,8 @@ struct cairn_op {
 	const struct cairn_txn *txn; /* TXN */
 	int64_t ttl; /* LEASE_GRANT: seconds */
 	bool keys;   /* LEASE_TTL: return the attached keys */
+	uint64_t member_id;       /* MEMBER_ADD, REMOVE, PROMOTE */
+	const char *peer_address; /* MEMBER_ADD: "IP:PORT" */
 };
 
 /* Status of one member (CAIRN_OP_STATUS). */

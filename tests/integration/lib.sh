@@ -145,6 +145,22 @@ member_start() {
 	ALL_PIDS+=("$!")
 }
 
+# member_join I: starts a new member I with --join (it was added with
+# 'cairnctl member add'), on new ports, counted in N_MEMBERS for logs/stops.
+member_join() {
+	local i=$1
+	CPORT[$i]=$(free_port)
+	TAKEN_PORTS="$TAKEN_PORTS${CPORT[$i]} "
+	[ "$i" -gt "$N_MEMBERS" ] && N_MEMBERS=$i
+	"$STORE" --id "$i" --data-dir "$DATA/data$i" --join \
+		--listen-client "127.0.0.1:${CPORT[$i]}" \
+		--listen-peer "127.0.0.1:${PPORT[$i]}" \
+		--election-timeout "${ELECTION_MS:-400}" --heartbeat-interval 40 \
+		>>"$TESTDIR/m$i.log" 2>&1 &
+	PIDS[$i]=$!
+	ALL_PIDS+=("$!")
+}
+
 member_kill() { # member_kill I [SIGNAL]
 	local i=$1 sig=${2:-KILL}
 	kill "-$sig" "${PIDS[$i]}" 2>/dev/null

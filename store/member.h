@@ -1,0 +1,27 @@
+/*
+ * member: membership changes, made by the leader through libraft's
+ * configuration changes (Raft dissertation chapter 4, one server at a time).
+ *
+ * Add: the new member enters as a spare, then becomes a standby (a learner:
+ * it receives the log, or a snapshot, but does not vote), so a fresh member
+ * never counts toward a quorum before it holds the data. Promote: libraft
+ * catches the learner up in rounds, then makes it a voter. Remove: the
+ * member leaves the configuration. The leader stops replicating to it at
+ * once, so a removed member usually never sees the entry that removed it:
+ * it stops by itself only if it does (see node.c); otherwise the operator
+ * stops it (pre-vote keeps it from disrupting the others meanwhile). Each
+ * change is answered once it is committed.
+ */
+#ifndef CAIRN_STORE_MEMBER_H
+#define CAIRN_STORE_MEMBER_H
+
+#include "proto.h"
+
+struct node;
+struct conn;
+
+/* Starts the change req asks for (MEMBER_ADD, _REMOVE, _PROMOTE); the caller
+ * checked that this member leads. c is answered when it is done. */
+void member_change(struct node *n, struct conn *c, const struct proto_req *req);
+
+#endif
