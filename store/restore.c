@@ -5,7 +5,8 @@
  *
  * Happy path: read and check the backup file (header hash), decode its
  * payload into a scratch state machine (every check a snapshot install
- * makes), then open the empty data directory with libraft's own disk backend
+ * makes) and encode it again without the old cluster's member addresses,
+ * then open the empty data directory with libraft's own disk backend
  * and store the payload as a Raft snapshot at index 1, term 1, holding the
  * initial cluster as its configuration. cairn-store then starts from that
  * snapshot as from any other.
@@ -66,9 +67,13 @@ static int read_file(const char *path, uint8_t **out, size_t *len, char *err,
 	return 0;
 }
 
-/* Decodes the payload as a snapshot install would, to refuse a bad one now. */
-static int validate(const uint8_t *payload, size_t len, uint64_t id,
-                    char *err, size_t errlen)
+/*
+ * Decodes the payload as a snapshot install would, to refuse a bad one now,
+ * and encodes it again without the source cluster's member addresses: they
+ * belong to other machines, and the new members publish their own.
+ */
+static int rebuild(const uint8_t *payload, size_t len, uint64_t id,
+                   uint8_t **out, size_t *out_len, char *err, size_t errlen)
 {
 	struct fsm f;
 	char why[200] = "";
@@ -80,12 +85,18 @@ static int validate(const uint8_t *payload, size_t len, uint64_t id,
 		return rv;
 	}
 	rv = fsm_decode_snapshot(&f, payload, len, why, sizeof why);
-	if (rv != 0)
+	if (rv != 0) {
 		snprintf(err, errlen, "the backup's contents are corrupt: %s", why);
-	else
-		log_info("backup holds revision %lld, %llu keys",
-		         (long long)mvcc_rev(f.mvcc),
-		         (unsigned long long)mvcc_key_count(f.mvcc));
+		goto out;
+	}
+	log_info("backup holds revision %lld, %llu keys",
+	         (long long)mvcc_rev(f.mvcc),
+	         (unsigned long long)mvcc_key_count(f.mvcc));
+	f.n_members = 0;
+	rv = fsm_encode_snapshot(&f, out, out_len);
+	if (rv != 0)
+		snprintf(err, errlen, "out of memory");
+out:
 	fsm_close(&f);
 	return rv;
 }
@@ -247,9 +258,11 @@ int restore_backup(const struct config *cfg, const char *file, char *err,
 {
 	const uint8_t *payload;
 	uint8_t *bytes;
+	uint8_t *snap = NULL;
 	int64_t revision;
 	size_t n;
 	size_t len;
+	size_t snap_len = 0;
 	int rv;
 
 	rv = read_file(file, &bytes, &n, err, errlen);
@@ -257,12 +270,13 @@ int restore_backup(const struct config *cfg, const char *file, char *err,
 		return rv;
 	rv = backup_check(bytes, n, &payload, &len, &revision, err, errlen);
 	if (rv == 0)
-		rv = validate(payload, len, cfg->id, err, errlen);
+		rv = rebuild(payload, len, cfg->id, &snap, &snap_len, err, errlen);
 	if (rv == 0)
-		rv = restore_into(cfg, payload, len, err, errlen);
+		rv = restore_into(cfg, snap, snap_len, err, errlen);
 	if (rv == 0)
 		log_info("restored %s (revision %lld) into %s", file,
 		         (long long)revision, cfg->data_dir);
+	raft_free(snap);
 	free(bytes);
 	return rv;
 }
