@@ -247,6 +247,19 @@ static int set_join(struct config *cfg, const char *v, char *err, size_t len)
 	return -1;
 }
 
+static int set_force(struct config *cfg, const char *v, char *err, size_t len)
+{
+	if (strcmp(v, "confirm") != 0) {
+		snprintf(err, len,
+		         "--force-new-cluster: give it the value 'confirm' "
+		         "(--force-new-cluster confirm): it drops every other member "
+		         "from the cluster, and writes only they had are lost");
+		return -1;
+	}
+	cfg->force_new_cluster = true;
+	return 0;
+}
+
 static int set_restore(struct config *cfg, const char *v, char *err,
                        size_t len)
 {
@@ -283,6 +296,7 @@ static const struct setting settings[] = {
 	{"auto-compaction-mode", OPT_ARG, "MODE", "periodic (keep a duration of history) or revision (keep a number of revisions) (default periodic)", set_compaction_mode},
 	{"auto-compaction-retention", OPT_ARG, "N", "history to keep: a duration such as 5m or 1h in periodic mode, a number of revisions in revision mode; 0 turns automatic compaction off (default 5m, or 10000 in revision mode)", set_retention},
 	{"join", OPT_BOOL, "", "join a running cluster that added this member with 'cairnctl member add' (the data directory must be new; --initial-cluster is not used)", set_join},
+	{"force-new-cluster", OPT_ARG, "confirm", "recover from a lost quorum: make this member's data directory a one-member cluster, then exit; only with every member stopped, on the survivor with the highest revision; then start it as usual and add members back", set_force},
 	{"restore-from", OPT_ARG, "FILE", "build this member's new data directory from a backup (cairnctl snapshot save), then exit; run it on every member with the same backup and --initial-cluster, then start them", set_restore},
 	{"log-level", OPT_ARG, "LEVEL", "error, warn, info or debug (default info)", set_log_level},
 };

@@ -36,6 +36,7 @@ struct config {
 	uint64_t compaction_retention; /* ms or revisions; 0 = off */
 	char retention_text[24];
 	bool join; /* join a running cluster (after 'cairnctl member add') */
+	bool force_new_cluster; /* recover from a lost quorum, then exit */
 	char restore_from[1024]; /* restore this backup into data_dir and exit */
 	unsigned watch_progress_ms;
 	int log_level;

@@ -15,6 +15,7 @@
 #include "config.h"
 #include "log.h"
 #include "node.h"
+#include "recover.h"
 #include "restore.h"
 #include "server.h"
 
@@ -87,6 +88,12 @@ int main(int argc, char **argv)
 	log_level = st.cfg.log_level;
 	snprintf(prefix, sizeof prefix, "%s", st.cfg.name);
 	log_set_prefix(prefix);
+	if (st.cfg.force_new_cluster) {
+		rv = recover_cluster(&st.cfg, err, sizeof err);
+		if (rv != 0)
+			log_error("cannot recover: %s", err);
+		return rv == 0 ? 0 : 1;
+	}
 	if (st.cfg.restore_from[0] != '\0') {
 		rv = restore_backup(&st.cfg, st.cfg.restore_from, err, sizeof err);
 		if (rv != 0)
