@@ -1,13 +1,21 @@
 /* member: membership changes through libraft (see member.h). */
 #include "member.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <raft.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
 
 #include "cairn.h"
 #include "config.h"
+#include "frame.h"
+#include "fsm.h"
 #include "log.h"
 #include "node.h"
 #include "server.h"
@@ -154,4 +162,181 @@ void member_change(struct node *n, struct conn *c, const struct proto_req *req)
 		conn_put(c);
 		free(ch);
 	}
+}
+
+/* ---- learning of one's removal --------------------------------------------- */
+
+struct removal_check {
+	uv_work_t work;
+	struct node *node;
+	uint64_t self;
+	char addrs[FSM_MAX_MEMBERS][PROTO_MAX_ATTR];
+	unsigned n;
+	bool removed;
+	char who[PROTO_MAX_ATTR];
+};
+
+static bool send_request(int fd, uint64_t id, unsigned op)
+{
+	struct buf b = BUF_INIT;
+	struct mp_writer w;
+	size_t at = proto_frame_begin(&b);
+	bool ok;
+
+	mp_writer_init(&w, &b);
+	mp_put_map(&w, op == PROTO_OP_HELLO ? 3 : 2);
+	mp_put_key(&w, "id");
+	mp_put_uint(&w, id);
+	mp_put_key(&w, "op");
+	mp_put_uint(&w, op);
+	if (op == PROTO_OP_HELLO) {
+		mp_put_key(&w, "ver");
+		mp_put_uint(&w, PROTO_VERSION);
+	}
+	ok = w.err == 0 && proto_frame_end(&b, at, PROTO_REQ_FRAME_MAX) == 0 &&
+	     send(fd, b.data, b.len, MSG_NOSIGNAL) == (ssize_t)b.len;
+	buf_free(&b);
+	return ok;
+}
+
+/* From an answer map: the leader (HELLO) or whether self is listed (MEMBERS). */
+static void read_answer(const uint8_t *p, uint32_t len, uint64_t self,
+                        uint64_t *leader, int *listed)
+{
+	struct mp_reader r;
+	const char *k;
+	uint32_t klen;
+	uint32_t n;
+	uint32_t m;
+	uint32_t f;
+	uint64_t id;
+
+	mp_reader_init(&r, p, len);
+	if (!mp_read_map(&r, &n))
+		return;
+	while (n-- > 0 && mp_read_str(&r, &k, &klen)) {
+		if (MP_KEY_IS(k, klen, "ldr")) {
+			mp_read_uint(&r, leader);
+		} else if (MP_KEY_IS(k, klen, "ms") && mp_read_array(&r, &m)) {
+			*listed = 0;
+			while (m-- > 0 && mp_read_map(&r, &f)) {
+				while (f-- > 0 && mp_read_str(&r, &k, &klen)) {
+					if (MP_KEY_IS(k, klen, "id") && mp_read_uint(&r, &id))
+						*listed |= id == self;
+					else
+						mp_skip(&r);
+				}
+			}
+		} else {
+			mp_skip(&r);
+		}
+	}
+}
+
+/* One member asked with blocking I/O (a worker thread, 1 s timeouts).
+ * Returns true when it has a leader and answered the member list. */
+static bool ask(const char *addr, uint64_t self, bool *removed)
+{
+	struct timeval tv = {1, 0};
+	struct sockaddr_in sa;
+	struct frame_reader fr;
+	const uint8_t *payload;
+	char host[PROTO_MAX_ATTR];
+	char *colon;
+	uint64_t leader = 0;
+	int listed = -1;
+	uint32_t len;
+	uint8_t *p;
+	size_t room;
+	ssize_t k;
+	int fd;
+
+	snprintf(host, sizeof host, "%s", addr);
+	colon = strrchr(host, ':');
+	if (colon == NULL)
+		return false;
+	*colon = '\0';
+	memset(&sa, 0, sizeof sa);
+	sa.sin_family = AF_INET;
+	sa.sin_port = htons((uint16_t)atoi(colon + 1));
+	if (inet_pton(AF_INET, host, &sa.sin_addr) != 1)
+		return false;
+	fd = socket(AF_INET, SOCK_STREAM, 0);
+	if (fd < 0)
+		return false;
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+	frame_reader_init(&fr, PROTO_RESP_FRAME_MAX);
+	if (connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0 &&
+	    send_request(fd, 1, PROTO_OP_HELLO) &&
+	    send_request(fd, 2, PROTO_OP_MEMBERS)) {
+		while (listed < 0 && frame_space(&fr, 65536, &p, &room) == 0 &&
+		       (k = recv(fd, p, room, 0)) > 0) {
+			frame_commit(&fr, (size_t)k);
+			while (frame_next(&fr, &payload, &len) == 1)
+				read_answer(payload, len, self, &leader, &listed);
+		}
+	}
+	frame_reader_close(&fr);
+	close(fd);
+	if (leader == 0 || listed < 0)
+		return false;
+	*removed = listed == 0;
+	return true;
+}
+
+static void check_work(uv_work_t *w)
+{
+	struct removal_check *rc = w->data;
+	unsigned i;
+
+	for (i = 0; i < rc->n; i++) {
+		if (ask(rc->addrs[i], rc->self, &rc->removed)) {
+			snprintf(rc->who, sizeof rc->who, "%s", rc->addrs[i]);
+			return;
+		}
+	}
+}
+
+static void check_done(uv_work_t *w, int status)
+{
+	struct removal_check *rc = w->data;
+	struct node *n = rc->node;
+
+	n->checking_removal = false;
+	if (status == 0 && rc->removed && !n->closing) {
+		log_error("this member (id %llu) was removed from the cluster (the "
+		          "member at %s no longer lists it): stopping",
+		          (unsigned long long)rc->self, rc->who);
+		n->closing = true;
+		uv_kill(uv_os_getpid(), SIGTERM);
+	}
+	free(rc);
+}
+
+void member_check_removed(struct node *n)
+{
+	struct removal_check *rc;
+	unsigned i;
+
+	if (n->checking_removal || n->fsm.n_members == 0)
+		return;
+	rc = calloc(1, sizeof *rc);
+	if (rc == NULL)
+		return;
+	rc->node = n;
+	rc->self = n->cfg->id;
+	for (i = 0; i < n->fsm.n_members; i++) {
+		if (n->fsm.members[i].id == rc->self ||
+		    n->fsm.members[i].client[0] == '\0')
+			continue;
+		memcpy(rc->addrs[rc->n++], n->fsm.members[i].client, PROTO_MAX_ATTR);
+	}
+	rc->work.data = rc;
+	if (rc->n == 0 || uv_queue_work(n->loop, &rc->work, check_work,
+	                                check_done) != 0) {
+		free(rc);
+		return;
+	}
+	n->checking_removal = true;
 }

@@ -7,10 +7,11 @@
  * never counts toward a quorum before it holds the data. Promote: libraft
  * catches the learner up in rounds, then makes it a voter. Remove: the
  * member leaves the configuration. The leader stops replicating to it at
- * once, so a removed member usually never sees the entry that removed it:
- * it stops by itself only if it does (see node.c); otherwise the operator
- * stops it (pre-vote keeps it from disrupting the others meanwhile). Each
- * change is answered once it is committed.
+ * once, so a removed member usually never sees the entry that removed it;
+ * instead, once it has heard from no leader for a while, it asks the members
+ * whose client addresses it knows (member_check_removed) and stops when one
+ * that has a leader lists it no more. Pre-vote keeps it from disrupting the
+ * others meanwhile. Each change is answered once it is committed.
  */
 #ifndef CAIRN_STORE_MEMBER_H
 #define CAIRN_STORE_MEMBER_H
@@ -23,5 +24,10 @@ struct conn;
 /* Starts the change req asks for (MEMBER_ADD, _REMOVE, _PROMOTE); the caller
  * checked that this member leads. c is answered when it is done. */
 void member_change(struct node *n, struct conn *c, const struct proto_req *req);
+
+/* Asks, off the loop thread, whether this member is still in the cluster;
+ * stops the process (SIGTERM) if a member that has a leader says it is not.
+ * At most one check at a time. */
+void member_check_removed(struct node *n);
 
 #endif

@@ -27,6 +27,7 @@
 
 #include "cairn.h"
 #include "log.h"
+#include "member.h"
 #include "mvcc.h"
 #include "server.h"
 
@@ -457,6 +458,28 @@ static bool removed(const struct node *n)
 	return true;
 }
 
+/* A member that hears from no leader for a while may have been removed
+ * (the leader stops talking to a removed member): ask around. */
+static void watch_for_removal(struct node *n)
+{
+	uint64_t now = uv_now(n->loop);
+	uint64_t patience = 5 * (uint64_t)n->cfg->election_timeout_ms;
+
+	if (node_leader(n) != 0 || n->raft.configuration.n == 0) {
+		n->leaderless_since = 0;
+		return;
+	}
+	if (n->leaderless_since == 0)
+		n->leaderless_since = now;
+	if (patience < 3000)
+		patience = 3000;
+	if (now - n->leaderless_since < patience ||
+	    now - n->last_removal_check < patience)
+		return;
+	n->last_removal_check = now;
+	member_check_removed(n);
+}
+
 static void poll_cb(uv_timer_t *t)
 {
 	struct node *n = t->data;
@@ -476,6 +499,7 @@ static void poll_cb(uv_timer_t *t)
 		uv_kill(uv_os_getpid(), SIGTERM);
 		return;
 	}
+	watch_for_removal(n);
 	if (leader && !n->leader) {
 		log_info("became leader in term %llu",
 		         (unsigned long long)n->raft.current_term);

@@ -68,6 +68,9 @@ struct node {
 	bool leader;    /* as of the last poll */
 	bool ready;     /* leader and its first barrier applied */
 	bool closing;
+	bool checking_removal;   /* a member_check_removed() is running */
+	uint64_t leaderless_since; /* loop time; 0 while a leader is known */
+	uint64_t last_removal_check;
 	/* group commit */
 	struct buf batch_buf;
 	struct fsm_entry batch;

@@ -2,8 +2,7 @@
 # Membership changes under load: grow a three-member cluster to five (each
 # new member joins as a learner, catches up, then is promoted to voter) and
 # shrink it back to three, with a client writing all along; no acknowledged
-# write is lost. (A removed member is not told: the leader stops replicating
-# to it. It is stopped here by the test, as an operator would.)
+# write is lost, and a removed member finds out and stops by itself.
 . "$CAIRN_SRCDIR/tests/integration/lib.sh"
 
 cluster_start 3
@@ -36,7 +35,10 @@ is "five voters" 5 "$voters"
 for id in 5 4; do
 	ok "remove member $id" ctl member remove "$id"
 	ok "member $id is no longer listed" sh -c "! '$CTL' --endpoints $CAIRN_ENDPOINTS member list | grep -q '^0*$id,'"
-	member_kill "$id" TERM
+	ok "removed member $id stops by itself" wait_until 20 sh -c "! kill -0 ${PIDS[$id]} 2>/dev/null"
+	wait "${PIDS[$id]}" 2>/dev/null
+	PIDS[$id]=""
+	ok "and says why" grep -q "was removed from the cluster" "$TESTDIR/m$id.log"
 done
 voters=$(ctl -o json member list | grep -o "\"isLearner\":false" | wc -l)
 is "three voters again" 3 "$voters"
