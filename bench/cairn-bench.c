@@ -11,6 +11,14 @@
  *               [--key-size N] [--val-size N] [--sequential-keys]
  *               [--key-space-size N]
  *   cairn-bench [...] range KEY [END] [--total N] [--consistency l|s]
+ *   cairn-bench [...] watch [--watchers N] [--total N]
+ *   cairn-bench [...] watch-latency [--watchers N] [--total N]
+ *
+ * watch: N watchers (on all keys, spread over the connections) and puts kept
+ * --clients deep; reports events delivered per second (fan-out).
+ * watch-latency: one put at a time; for each, the time from the put's
+ * acknowledgement until every watcher has its event (0 if they all had it
+ * before the acknowledgement came back).
  */
 #include <getopt.h>
 #include <inttypes.h>
@@ -94,6 +102,16 @@ struct bench {
 	int first_error;
 	char first_errmsg[256];
 	bool put;
+	int watch_mode; /* 0, or 1 fan-out, 2 latency */
+	unsigned watchers;
+	unsigned watchers_ready;
+	uint64_t events;
+	uint64_t expected_events;
+	int64_t lat_rev;      /* latency: the revision of the put in flight */
+	uint64_t lat_acked;   /* its acknowledgement time, 0 while waiting */
+	uint64_t lat_seen;    /* watchers that have its event */
+	uint64_t lat_last;    /* when the last of them got it */
+	struct slot *lat_slot;
 	unsigned key_size;
 	unsigned val_size;
 	bool sequential;
@@ -124,6 +142,61 @@ static uint64_t next_rand(struct bench *b)
 
 static void issue(struct slot *s);
 
+/* Latency mode: the put in flight is done once acknowledged and seen by
+ * every watcher; then the next one goes. */
+static void latency_step(struct bench *b)
+{
+	uint64_t lat;
+
+	if (b->lat_acked == 0 || b->lat_seen < b->watchers)
+		return;
+	lat = b->lat_last > b->lat_acked ? b->lat_last - b->lat_acked : 0;
+	hist_add(&b->hist, lat);
+	b->done++;
+	b->lat_acked = 0;
+	b->lat_seen = 0;
+	b->lat_rev = 0;
+	if (b->done == b->total) {
+		uv_stop(b->loop);
+		return;
+	}
+	issue(b->lat_slot);
+}
+
+static void watch_cb(cairn_client *c, cairn_watch *w,
+                     const struct cairn_watch_update *u, void *arg)
+{
+	struct bench *b = arg;
+	size_t i;
+
+	(void)c;
+	(void)w;
+	if (u->err != 0) {
+		if (u->err != CAIRN_ECANCELED && b->errors++ == 0) {
+			b->first_error = u->err;
+			snprintf(b->first_errmsg, sizeof b->first_errmsg, "%s",
+			         u->errmsg ? u->errmsg : cairn_strerror(u->err));
+		}
+		return;
+	}
+	b->events += u->n_events;
+	for (i = 0; b->watch_mode == 2 && i < u->n_events; i++) {
+		if (u->events[i].kv.mod_revision == b->lat_rev ||
+		    (b->lat_rev == 0 && b->lat_acked == 0)) {
+			/* An event may beat the acknowledgement: count it by
+			 * revision once the put's revision is known. */
+			b->lat_seen++;
+			b->lat_last = uv_hrtime();
+		}
+	}
+	if (b->watch_mode == 2)
+		latency_step(b);
+	if (b->watch_mode == 1 && b->events >= b->expected_events) {
+		b->done = b->total;
+		uv_stop(b->loop);
+	}
+}
+
 static void done_cb(cairn_client *c, struct cairn_result *res, void *arg)
 {
 	struct slot *s = arg;
@@ -139,9 +212,15 @@ static void done_cb(cairn_client *c, struct cairn_result *res, void *arg)
 		}
 	}
 	b->kvs += res->n_kvs;
+	if (b->watch_mode == 2) {
+		b->lat_rev = res->header.revision;
+		b->lat_acked = uv_hrtime();
+		cairn_result_free(res);
+		latency_step(b);
+		return;
+	}
 	cairn_result_free(res);
-	b->done++;
-	if (b->done == b->total)
+	if (b->watch_mode == 0 && ++b->done == b->total)
 		uv_stop(b->loop);
 	if (b->issued < b->total)
 		issue(s);
@@ -169,7 +248,7 @@ static void issue(struct slot *s)
 	int rv;
 
 	memset(&op, 0, sizeof op);
-	if (b->put) {
+	if (b->put || b->watch_mode != 0) {
 		make_key(b, s->key);
 		op.type = CAIRN_OP_PUT;
 		op.key = s->key;
@@ -208,7 +287,10 @@ static void report(const struct bench *b)
 	printf("  Average:\t%.4f secs.\n", avg / 1e9);
 	printf("  Stddev:\t%.4f secs.\n", sqrt(var > 0 ? var : 0) / 1e9);
 	printf("  Requests/sec:\t%.2f\n", (double)b->done / secs);
-	if (!b->put)
+	if (b->watch_mode != 0)
+		printf("  Watchers:\t%u\n  Events/sec:\t%.2f\n", b->watchers,
+		       (double)b->events / secs);
+	if (!b->put && b->watch_mode == 0)
 		printf("  Pairs read:\t%" PRIu64 "\n", b->kvs);
 	printf("\nLatency distribution:\n");
 	for (i = 0; i < sizeof ps / sizeof ps[0]; i++)
@@ -226,6 +308,8 @@ static void usage(FILE *out)
 	        "         [--val-size N] [--sequential-keys] [--key-space-size N]\n"
 	        "       cairn-bench [GLOBAL OPTIONS] range KEY [END] [--total N]\n"
 	        "         [--consistency l|s]\n"
+	        "       cairn-bench [GLOBAL OPTIONS] watch|watch-latency [--watchers N]\n"
+	        "         [--total N] [--val-size N]\n"
 	        "Global options:\n"
 	        "  --endpoints E   comma-separated store endpoints (default\n"
 	        "                  $CAIRN_ENDPOINTS or 127.0.0.1:2379)\n"
@@ -248,7 +332,7 @@ static unsigned long long num(const char *flag, const char *v, unsigned long lon
 }
 
 enum { O_ENDPOINTS = 1, O_CONNS, O_CLIENTS, O_TOTAL, O_KEYSIZE, O_VALSIZE,
-       O_SEQ, O_KEYSPACE, O_CONSISTENCY, O_HELP };
+       O_SEQ, O_KEYSPACE, O_CONSISTENCY, O_HELP, O_WATCHERS };
 
 static const struct option options[] = {
 	{"endpoints", required_argument, NULL, O_ENDPOINTS},
@@ -261,6 +345,7 @@ static const struct option options[] = {
 	{"key-space-size", required_argument, NULL, O_KEYSPACE},
 	{"consistency", required_argument, NULL, O_CONSISTENCY},
 	{"help", no_argument, NULL, O_HELP},
+	{"watchers", required_argument, NULL, O_WATCHERS},
 	{NULL, 0, NULL, 0},
 };
 
@@ -286,6 +371,7 @@ static const char *parse(struct bench *b, int argc, char **argv)
 			}
 			b->serializable = optarg[0] == 's';
 			break;
+		case O_WATCHERS: b->watchers = (unsigned)num("--watchers", optarg, 1, 100000); break;
 		case O_HELP: usage(stdout); exit(0);
 		default: usage(stderr); exit(2);
 		}
@@ -296,6 +382,10 @@ static const char *parse(struct bench *b, int argc, char **argv)
 	}
 	if (strcmp(argv[optind], "put") == 0) {
 		b->put = true;
+	} else if (strcmp(argv[optind], "watch") == 0) {
+		b->watch_mode = 1;
+	} else if (strcmp(argv[optind], "watch-latency") == 0) {
+		b->watch_mode = 2;
 	} else if (strcmp(argv[optind], "range") == 0 && optind + 1 < argc) {
 		b->range_key = argv[optind + 1];
 		b->range_end = optind + 2 < argc ? argv[optind + 2] : NULL;
@@ -305,6 +395,68 @@ static const char *parse(struct bench *b, int argc, char **argv)
 		exit(2);
 	}
 	return endpoints != NULL ? endpoints : "127.0.0.1:2379";
+}
+
+static void start_load(struct bench *b)
+{
+	unsigned i;
+	unsigned n = b->watch_mode == 2 ? 1 : b->clients;
+
+	b->start_ns = uv_hrtime();
+	for (i = 0; i < n && b->issued < b->total; i++) {
+		struct slot *s = calloc(1, sizeof *s);
+		if (s == NULL)
+			exit(1);
+		s->b = b;
+		s->c = b->conns[i % b->n_conns];
+		b->lat_slot = s;
+		issue(s);
+	}
+}
+
+/* Watch modes: learn the revision, start every watcher just after it (so no
+ * event is missed however long creating them takes), then load. */
+static void revision_cb(cairn_client *c, struct cairn_result *res, void *arg)
+{
+	struct bench *b = arg;
+	struct cairn_watch_opts o;
+	cairn_watch *w;
+	unsigned i;
+
+	(void)c;
+	if (res->err != 0) {
+		fprintf(stderr, "cairn-bench: %s\n", res->errmsg);
+		exit(1);
+	}
+	memset(&o, 0, sizeof o);
+	o.key = "\0";
+	o.key_len = 1;
+	o.end = "\0";
+	o.end_len = 1;
+	o.start_revision = res->header.revision + 1;
+	cairn_result_free(res);
+	for (i = 0; i < b->watchers; i++) {
+		if (cairn_watch_start(b->conns[i % b->n_conns], &o, watch_cb, b, &w) !=
+		    0) {
+			fprintf(stderr, "cairn-bench: cannot start watcher %u\n", i);
+			exit(1);
+		}
+	}
+	b->expected_events = (uint64_t)b->watchers * b->total;
+	start_load(b);
+}
+
+static void start_watch_mode(struct bench *b)
+{
+	struct cairn_op op;
+
+	memset(&op, 0, sizeof op);
+	op.type = CAIRN_OP_RANGE;
+	op.key = "\0";
+	op.key_len = 1;
+	op.count_only = true;
+	if (cairn_submit(b->conns[0], &op, revision_cb, b) != 0)
+		exit(1);
 }
 
 int main(int argc, char **argv)
@@ -340,14 +492,14 @@ int main(int argc, char **argv)
 			return 1;
 		}
 	}
-	b.start_ns = uv_hrtime();
-	for (i = 0; i < b.clients && b.issued < b.total; i++) {
-		struct slot *s = calloc(1, sizeof *s);
-		if (s == NULL)
-			return 1;
-		s->b = &b;
-		s->c = b.conns[i % b.n_conns];
-		issue(s);
+	if (b.watch_mode != 0) {
+		if (b.watchers == 0)
+			b.watchers = 100;
+		b.sequential = true;
+		b.key_space = b.total;
+		start_watch_mode(&b);
+	} else {
+		start_load(&b);
 	}
 	uv_run(b.loop, UV_RUN_DEFAULT);
 	report(&b);
