@@ -443,21 +443,12 @@ uint64_t node_leader(const struct node *n)
 
 /* ---- state polling -------------------------------------------------------- */
 
-/* The configuration lists members and no longer this one. A member that is
- * joining has no configuration until the leader sends it. */
-static bool removed(const struct node *n)
-{
-	const struct raft_configuration *c = &n->raft.configuration;
-	unsigned i;
-
-	if (n->closing || c->n == 0)
-		return false;
-	for (i = 0; i < c->n; i++)
-		if (c->servers[i].id == n->cfg->id)
-			return false;
-	return true;
-}
-
+/*
+ * Whether this member was removed is never judged from its own configuration:
+ * a member that just installed a snapshot holds the configuration of that
+ * snapshot, which may predate its own addition. It asks a member that has a
+ * leader instead (member_check_removed).
+ */
 /* A member that hears from no leader for a while may have been removed
  * (the leader stops talking to a removed member): ask around. */
 static void watch_for_removal(struct node *n)
@@ -491,13 +482,6 @@ static void poll_cb(uv_timer_t *t)
 		          "in %s: exiting rather than serving from a broken log",
 		          raft_errmsg(&n->raft), n->cfg->data_dir);
 		exit(1);
-	}
-	if (removed(n)) {
-		log_error("this member (id %llu) was removed from the cluster: "
-		          "stopping", (unsigned long long)n->cfg->id);
-		n->closing = true;
-		uv_kill(uv_os_getpid(), SIGTERM);
-		return;
 	}
 	watch_for_removal(n);
 	if (leader && !n->leader) {

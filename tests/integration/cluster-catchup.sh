@@ -19,6 +19,23 @@ is "it holds every key" 300 "$count"
 ok "writes go on after it is back" ctl put after-catchup yes
 ok "it sees them" wait_until 10 \
 	sh -c "'$CTL' --endpoints $(member_endpoint "$follower") get after-catchup --consistency s --print-value-only | grep -qx yes"
+
+# Its disk is lost: libraft would not let it catch up under the same id (the
+# leader remembers how far its log went), so it is removed and comes back as a
+# new member with an empty data directory, which catches up by snapshot.
+member_kill "$follower" KILL
+rm -rf "$DATA/data$follower"
+ok "remove the member whose disk was lost" ctl member remove "$follower"
+PPORT[4]=$(free_port)
+TAKEN_PORTS="$TAKEN_PORTS${PPORT[4]} "
+ok "add it back as member 4" ctl member add 4 --peer-urls "127.0.0.1:${PPORT[4]}"
+member_join 4
+ok "the new member catches up" wait_until 30 \
+	sh -c "'$CTL' --endpoints $(member_endpoint 4) get after-catchup --consistency s --print-value-only | grep -qx yes"
+ok "by installing a snapshot" grep -q "restored snapshot" "$TESTDIR/m4.log"
+ok "and is promoted" wait_until 30 ctl member promote 4
+is "it holds every key" 300 "$("$CTL" --endpoints "$(member_endpoint 4)" -o json get k/ --prefix --count-only --consistency s |
+	sed -n 's/.*"count":[[:space:]]*\([0-9]*\).*/\1/p')"
 cluster_stop_checked >"$TESTDIR/stop.out"
 is "members stop cleanly on SIGTERM, nothing leaked" "" "$(cat "$TESTDIR/stop.out")"
 done_testing
