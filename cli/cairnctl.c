@@ -2028,33 +2028,7 @@ static int cmd_member_list(struct ctx *x)
 
 /* ---- member add, promote, remove ----------------------------------------- */
 
-/* n decimal digits (no leading zero unless alone) at *s, at most max. */
-static bool dec_part(const char **s, unsigned max, unsigned *v)
-{
-	const char *p = *s;
-	unsigned x = 0;
 
-	while (*p >= '0' && *p <= '9' && p - *s < 5)
-		x = x * 10 + (unsigned)(*p++ - '0');
-	if (p == *s || (p - *s > 1 && **s == '0') || x > max ||
-	    (*p >= '0' && *p <= '9'))
-		return false;
-	*s = p;
-	*v = x;
-	return true;
-}
-
-/* "a.b.c.d:port": the peer addresses the store takes. */
-static bool ipv4_port(const char *s)
-{
-	unsigned v;
-	int i;
-
-	for (i = 0; i < 4; i++)
-		if (!dec_part(&s, 255, &v) || *s++ != (i < 3 ? '.' : ':'))
-			return false;
-	return dec_part(&s, 65535, &v) && v > 0 && *s == '\0';
-}
 
 /*
  * The member id argument: decimal, as cairn-store --id takes it, or hex with
@@ -2121,7 +2095,7 @@ static int cmd_member_add(struct ctx *x)
 	}
 	if (strncmp(peer, "http://", 7) == 0)
 		peer += 7;
-	if (!ipv4_port(peer)) {
+	if (!proto_valid_address(peer)) {
 		usage_error(x->cmd,
 		            "--peer-urls: '%s' is not one IPv4 address and "
 		            "port like 10.0.0.4:2380",

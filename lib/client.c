@@ -654,35 +654,7 @@ static int check_lease_op(struct cairn_client *c, const struct cairn_op *op)
 	}
 }
 
-/* n decimal digits at *s, without a leading zero unless n is 1, as the value
- * in [0, max]; *s moves past them. */
-static bool parse_dec(const char **s, unsigned max, unsigned *v)
-{
-	const char *p = *s;
-	unsigned x = 0;
 
-	while (*p >= '0' && *p <= '9' && p - *s < 5)
-		x = x * 10 + (unsigned)(*p++ - '0');
-	if (p == *s || (p - *s > 1 && **s == '0') || x > max ||
-	    (*p >= '0' && *p <= '9'))
-		return false;
-	*s = p;
-	*v = x;
-	return true;
-}
-
-/* "a.b.c.d:port", as the store takes a peer address. */
-static bool ipv4_port_ok(const char *s)
-{
-	unsigned v;
-	int i;
-
-	for (i = 0; i < 4; i++) {
-		if (!parse_dec(&s, 255, &v) || *s++ != (i < 3 ? '.' : ':'))
-			return false;
-	}
-	return parse_dec(&s, 65535, &v) && v > 0 && *s == '\0';
-}
 
 static int check_member_op(struct cairn_client *c, const struct cairn_op *op)
 {
@@ -699,7 +671,7 @@ static int check_member_op(struct cairn_client *c, const struct cairn_op *op)
 		return set_err(c, CAIRN_EINVAL,
 		               "member add: no peer address given (IP:PORT)");
 	if (strlen(op->peer_address) >= PROTO_MAX_ATTR ||
-	    !ipv4_port_ok(op->peer_address))
+	    !proto_valid_address(op->peer_address))
 		return set_err(c, CAIRN_EINVAL,
 		               "member add: peer address '%.*s' is not an "
 		               "IPv4 address and port like 10.0.0.4:2380",

@@ -336,3 +336,31 @@ int proto_frame_end(struct buf *b, size_t off, uint32_t max)
 	proto_put_len(b->data + off, (uint32_t)len);
 	return 0;
 }
+
+/* n decimal digits at *s, without a leading zero unless n is 1, as a value in
+ * [0, max]; *s moves past them. */
+static bool dec_part(const char **s, unsigned max, unsigned *v)
+{
+	const char *p = *s;
+	unsigned x = 0;
+
+	while (*p >= '0' && *p <= '9' && p - *s < 5)
+		x = x * 10 + (unsigned)(*p++ - '0');
+	if (p == *s || (p - *s > 1 && **s == '0') || x > max ||
+	    (*p >= '0' && *p <= '9'))
+		return false;
+	*s = p;
+	*v = x;
+	return true;
+}
+
+bool proto_valid_address(const char *s)
+{
+	unsigned v;
+	int i;
+
+	for (i = 0; i < 4; i++)
+		if (!dec_part(&s, 255, &v) || *s++ != (i < 3 ? '.' : ':'))
+			return false;
+	return dec_part(&s, 65535, &v) && v > 0 && *s == '\0';
+}

@@ -209,6 +209,10 @@ int proto_decode_req(const uint8_t *p, size_t len, struct proto_req *req,
                      char *errbuf, size_t errlen);
 void proto_req_free(struct proto_req *req);
 
+/* True for "a.b.c.d:port" (decimal parts without leading zeros, port 1 to
+ * 65535): the one address form members listen on and clients dial. */
+bool proto_valid_address(const char *s);
+
 /* Writes a kv array. value NULL writes nil (keys_only). */
 void proto_put_kv(struct mp_writer *w, const uint8_t *key, size_t key_len,
                   const uint8_t *value, size_t value_len, int64_t create_rev,

@@ -15,6 +15,7 @@
 #include "cairn.h"
 #include "compactor.h"
 #include "log.h"
+#include "proto.h"
 
 enum { OPT_BOOL = 0, OPT_ARG = 1 };
 
@@ -54,11 +55,7 @@ static int copy_str(char *dst, size_t cap, const char *v, const char *what,
 /* host:port with an IPv4 literal host, as raft_uv_tcp and the server accept. */
 static int check_addr(const char *v, const char *what, char *err, size_t len)
 {
-	unsigned a, b, c, d, port;
-	char tail;
-
-	if (sscanf(v, "%u.%u.%u.%u:%u%c", &a, &b, &c, &d, &port, &tail) != 5 ||
-	    a > 255 || b > 255 || c > 255 || d > 255 || port == 0 || port > 65535) {
+	if (!proto_valid_address(v)) {
 		snprintf(err, len,
 		         "%s: '%s' is not an IPv4 address and port like 127.0.0.1:2379",
 		         what, v);
@@ -500,6 +497,16 @@ static int finish(struct config *cfg, char *err, size_t len)
 	}
 	cfg->snapshot_trailing = cfg->snapshot_threshold / 2;
 	return parse_retention(cfg, err, len);
+}
+
+const char *config_own_peer(const struct config *cfg)
+{
+	unsigned i;
+
+	for (i = 0; i < cfg->n_members; i++)
+		if (cfg->members[i].id == cfg->id)
+			return cfg->members[i].peer;
+	return cfg->listen_peer;
 }
 
 static const char *find_config_flag(int argc, char **argv)

@@ -55,6 +55,10 @@ int config_parse(struct config *cfg, int argc, char **argv, char *errbuf,
 int config_parse_cluster(struct config *cfg, const char *s, char *errbuf,
                          size_t errlen);
 
+/* This member's peer address as the others know it: its --initial-cluster
+ * entry if there is one, else --listen-peer. */
+const char *config_own_peer(const struct config *cfg);
+
 /* The usage text of cairn-store. */
 void config_usage(FILE *out);
 

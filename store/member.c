@@ -98,15 +98,11 @@ static void change_cb(struct raft_change *req, int status)
 
 static bool valid_peer(const struct proto_req *req, char *peer, size_t cap)
 {
-	unsigned a, b, c, d, port;
-	char tail;
-
 	if (req->peer_len == 0 || req->peer_len >= cap)
 		return false;
 	memcpy(peer, req->peer, req->peer_len);
 	peer[req->peer_len] = '\0';
-	return sscanf(peer, "%u.%u.%u.%u:%u%c", &a, &b, &c, &d, &port, &tail) == 5 &&
-	       a < 256 && b < 256 && c < 256 && d < 256 && port > 0 && port < 65536;
+	return proto_valid_address(peer);
 }
 
 void member_change(struct node *n, struct conn *c, const struct proto_req *req)

@@ -18,7 +18,6 @@
 #include "node.h"
 
 #include <errno.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -538,15 +537,6 @@ out:
 	return rv == 0 ? 0 : CAIRN_EIO;
 }
 
-static const char *own_peer(const struct config *cfg)
-{
-	unsigned i;
-
-	for (i = 0; i < cfg->n_members; i++)
-		if (cfg->members[i].id == cfg->id)
-			return cfg->members[i].peer;
-	return cfg->listen_peer;
-}
 
 static void configure_raft(struct node *n)
 {
@@ -604,7 +594,7 @@ static int start_raft(struct node *n, char *err, size_t len)
 		snprintf(err, len, "peer transport: %s", raft_strerror(rv));
 		return CAIRN_EIO;
 	}
-	if (strcmp(cfg->listen_peer, own_peer(cfg)) != 0)
+	if (strcmp(cfg->listen_peer, config_own_peer(cfg)) != 0)
 		raft_uv_tcp_set_bind_address(&n->transport, cfg->listen_peer);
 	rv = raft_uv_init(&n->io, n->loop, cfg->data_dir, &n->transport);
 	if (rv != 0) {
@@ -612,7 +602,7 @@ static int start_raft(struct node *n, char *err, size_t len)
 		         n->io.errmsg);
 		goto err_after_transport;
 	}
-	rv = raft_init(&n->raft, &n->io, &n->fsm.raft_fsm, cfg->id, own_peer(cfg));
+	rv = raft_init(&n->raft, &n->io, &n->fsm.raft_fsm, cfg->id, config_own_peer(cfg));
 	if (rv != 0) {
 		snprintf(err, len, "raft: %s", raft_errmsg(&n->raft));
 		goto err_after_io;

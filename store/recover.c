@@ -53,15 +53,6 @@ static void raft_closed(struct raft *r)
 	rc->closed = true;
 }
 
-static const char *own_peer(const struct config *cfg)
-{
-	unsigned i;
-
-	for (i = 0; i < cfg->n_members; i++)
-		if (cfg->members[i].id == cfg->id)
-			return cfg->members[i].peer;
-	return cfg->listen_peer;
-}
 
 static int force(struct recovery *rc, const struct config *cfg)
 {
@@ -69,7 +60,7 @@ static int force(struct recovery *rc, const struct config *cfg)
 	int rv;
 
 	raft_configuration_init(&conf);
-	rv = raft_configuration_add(&conf, cfg->id, own_peer(cfg), RAFT_VOTER);
+	rv = raft_configuration_add(&conf, cfg->id, config_own_peer(cfg), RAFT_VOTER);
 	if (rv == 0)
 		rv = raft_recover(&rc->raft, &conf);
 	raft_configuration_close(&conf);
@@ -92,7 +83,7 @@ int recover_cluster(const struct config *cfg, char *err, size_t errlen)
 	    raft_uv_tcp_init(&rc.transport, &rc.loop) != 0 ||
 	    raft_uv_init(&rc.io, &rc.loop, cfg->data_dir, &rc.transport) != 0 ||
 	    raft_init(&rc.raft, &rc.io, &rc.fsm.raft_fsm, cfg->id,
-	              own_peer(cfg)) != 0) {
+	              config_own_peer(cfg)) != 0) {
 		snprintf(err, errlen, "cannot open %s: %s", cfg->data_dir,
 		         rc.io.errmsg);
 		return CAIRN_EIO; /* exiting: the process frees the rest */
@@ -114,6 +105,6 @@ int recover_cluster(const struct config *cfg, char *err, size_t errlen)
 		log_info("%s now holds a one-member cluster of member %llu (peer "
 		         "address %s): start it as usual, then add members back with "
 		         "'cairnctl member add'",
-		         cfg->data_dir, (unsigned long long)cfg->id, own_peer(cfg));
+		         cfg->data_dir, (unsigned long long)cfg->id, config_own_peer(cfg));
 	return rv == 0 ? 0 : CAIRN_EIO;
 }

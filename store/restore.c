@@ -201,28 +201,15 @@ out:
 	return rv != 0 ? CAIRN_EIO : 0;
 }
 
-static int own_address(const struct config *cfg, const char **addr)
-{
-	unsigned i;
-
-	for (i = 0; i < cfg->n_members; i++) {
-		if (cfg->members[i].id == cfg->id) {
-			*addr = cfg->members[i].peer;
-			return 0;
-		}
-	}
-	return -1;
-}
 
 static int restore_into(const struct config *cfg, const uint8_t *payload,
                         size_t len, char *err, size_t errlen)
 {
 	static struct restore r;
-	const char *addr = cfg->listen_peer;
+	const char *addr = config_own_peer(cfg);
 	int rv;
 
 	memset(&r, 0, sizeof r);
-	(void)own_address(cfg, &addr);
 	if (mkdir(cfg->data_dir, 0700) != 0 && errno != EEXIST) {
 		snprintf(err, errlen, "cannot create %s: %s", cfg->data_dir,
 		         strerror(errno));
