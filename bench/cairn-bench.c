@@ -112,6 +112,7 @@ struct bench {
 	uint64_t lat_seen;    /* watchers that have its event */
 	uint64_t lat_last;    /* when the last of them got it */
 	struct slot *lat_slot;
+	uv_timer_t alive; /* watches hold no loop reference: this one does */
 	unsigned key_size;
 	unsigned val_size;
 	bool sequential;
@@ -397,6 +398,13 @@ static const char *parse(struct bench *b, int argc, char **argv)
 	return endpoints != NULL ? endpoints : "127.0.0.1:2379";
 }
 
+/* Waiting for watch events is not, for libuv, pending work: a ticking timer
+ * keeps the loop running until the run is done (uv_stop). */
+static void keep_alive_cb(uv_timer_t *t)
+{
+	(void)t;
+}
+
 static void start_load(struct bench *b)
 {
 	unsigned i;
@@ -493,6 +501,8 @@ int main(int argc, char **argv)
 		}
 	}
 	if (b.watch_mode != 0) {
+		uv_timer_init(b.loop, &b.alive);
+		uv_timer_start(&b.alive, keep_alive_cb, 1000, 1000);
 		if (b.watchers == 0)
 			b.watchers = 100;
 		b.sequential = true;
@@ -502,6 +512,8 @@ int main(int argc, char **argv)
 		start_load(&b);
 	}
 	uv_run(b.loop, UV_RUN_DEFAULT);
+	if (b.watch_mode != 0)
+		uv_close((uv_handle_t *)&b.alive, NULL);
 	report(&b);
 	for (i = 0; i < b.n_conns; i++)
 		cairn_close(b.conns[i]);
