@@ -256,21 +256,34 @@ static uint8_t *dup_bytes(const uint8_t *p, uint32_t len)
 	return q;
 }
 
-static void answer_created(struct watch_hub *h, struct conn *c,
-                           const struct proto_req *req, struct watcher *w)
+/* Opens an answer to req: a map of 3 + extra fields, id, op and header
+ * written. NULL if c is closed. */
+static struct mp_writer *answer_head(struct watch_hub *h, struct conn *c,
+                                     const struct proto_req *req,
+                                     unsigned extra)
 {
 	struct exec_hdr hdr = fsm_header(h->fsm);
 	struct mp_writer *out = conn_answer_begin(c);
 
 	if (out == NULL)
-		return;
-	mp_put_map(out, 5);
+		return NULL;
+	mp_put_map(out, 3 + extra);
 	mp_put_key(out, "id");
 	mp_put_uint(out, req->id);
 	mp_put_key(out, "op");
 	mp_put_uint(out, req->op);
 	mp_put_key(out, "h");
 	exec_put_header(out, &hdr, mvcc_rev(h->fsm->mvcc));
+	return out;
+}
+
+static void answer_created(struct watch_hub *h, struct conn *c,
+                           const struct proto_req *req, struct watcher *w)
+{
+	struct mp_writer *out = answer_head(h, c, req, 2);
+
+	if (out == NULL)
+		return;
 	mp_put_key(out, "wid");
 	mp_put_uint(out, w->wid);
 	mp_put_key(out, "rev");
@@ -282,6 +295,7 @@ void watch_create(struct watch_hub *h, struct conn *c, uint64_t wid,
                   const struct proto_req *req)
 {
 	struct mvcc *m = h->fsm->mvcc;
+	struct mp_writer *out;
 	struct watcher *w;
 	char msg[160];
 
@@ -289,8 +303,11 @@ void watch_create(struct watch_hub *h, struct conn *c, uint64_t wid,
 		snprintf(msg, sizeof msg,
 		         "revision %lld has been compacted (compact revision %lld)",
 		         (long long)req->revision, (long long)mvcc_compact_rev(m));
-		exec_error_crev(conn_answer_begin(c), req->id, req->op,
-		                CAIRN_ECOMPACTED, msg, mvcc_compact_rev(m));
+		out = conn_answer_begin(c);
+		if (out == NULL)
+			return; /* the connection is closing */
+		exec_error_crev(out, req->id, req->op, CAIRN_ECOMPACTED, msg,
+		                mvcc_compact_rev(m));
 		conn_answer_end(c, req->id, req->op);
 		return;
 	}
@@ -326,19 +343,8 @@ void watch_create(struct watch_hub *h, struct conn *c, uint64_t wid,
 static void answer_plain(struct watch_hub *h, struct conn *c,
                          const struct proto_req *req)
 {
-	struct exec_hdr hdr = fsm_header(h->fsm);
-	struct mp_writer *out = conn_answer_begin(c);
-
-	if (out == NULL)
-		return;
-	mp_put_map(out, 3);
-	mp_put_key(out, "id");
-	mp_put_uint(out, req->id);
-	mp_put_key(out, "op");
-	mp_put_uint(out, req->op);
-	mp_put_key(out, "h");
-	exec_put_header(out, &hdr, mvcc_rev(h->fsm->mvcc));
-	conn_answer_end(c, req->id, req->op);
+	if (answer_head(h, c, req, 0) != NULL)
+		conn_answer_end(c, req->id, req->op);
 }
 
 void watch_cancel(struct watch_hub *h, struct conn *c,
