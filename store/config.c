@@ -143,6 +143,20 @@ static int set_snapshot(struct config *cfg, const char *v, char *err, size_t len
 	              v, err, len);
 }
 
+static int set_snapshot_bytes(struct config *cfg, const char *v, char *err,
+                              size_t len)
+{
+	unsigned long long n;
+
+	if (parse_uint(v, UINT64_MAX, &n) != 0 || n < 65536) {
+		snprintf(err, len, "--snapshot-bytes: '%s' is not a number of "
+		         "bytes of at least 65536", v);
+		return -1;
+	}
+	cfg->snapshot_bytes = n;
+	return 0;
+}
+
 static int set_quota(struct config *cfg, const char *v, char *err, size_t len)
 {
 	unsigned long long n;
@@ -288,6 +302,7 @@ static const struct setting settings[] = {
 	{"election-timeout", OPT_ARG, "MS", "Raft election timeout (default 400)", set_election},
 	{"heartbeat-interval", OPT_ARG, "MS", "Raft heartbeat interval (default 40)", set_heartbeat},
 	{"snapshot-count", OPT_ARG, "N", "applied entries between snapshots (default 16384)", set_snapshot},
+	{"snapshot-bytes", OPT_ARG, "N", "bytes of applied log entries that also trigger a snapshot, so the log held in memory stays bounded (default 33554432)", set_snapshot_bytes},
 	{"quota-bytes", OPT_ARG, "N", "refuse writes that add data once the keyspace holds N bytes; 0 for no quota (default 2147483648)", set_quota},
 	{"watch-progress-interval", OPT_ARG, "MS", "how often idle watches that asked for it hear the current revision (default 10000)", set_progress},
 	{"auto-compaction-mode", OPT_ARG, "MODE", "periodic (keep a duration of history) or revision (keep a number of revisions) (default periodic)", set_compaction_mode},
@@ -440,6 +455,7 @@ static void defaults(struct config *cfg)
 	cfg->election_timeout_ms = 400;
 	cfg->heartbeat_ms = 40;
 	cfg->snapshot_threshold = 16384;
+	cfg->snapshot_bytes = 32u << 20;
 	cfg->quota_bytes = 2ull << 30;
 	/* retention_text stays empty: the default depends on the mode. */
 	cfg->watch_progress_ms = 10000;

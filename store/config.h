@@ -31,6 +31,7 @@ struct config {
 	unsigned heartbeat_ms;
 	unsigned snapshot_threshold;
 	unsigned snapshot_trailing;
+	uint64_t snapshot_bytes; /* log bytes applied that trigger a snapshot */
 	uint64_t quota_bytes;
 	int compaction_mode;           /* enum compaction_mode */
 	uint64_t compaction_retention; /* ms or revisions; 0 = off */

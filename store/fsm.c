@@ -194,6 +194,8 @@ static int apply(struct raft_fsm *rf, const struct raft_buffer *buf,
 
 	*result = NULL;
 	f->applied++;
+	f->log_bytes += buf->len;
+	f->log_entries++;
 	mp_reader_init(&r, buf->base, buf->len);
 	if (!mp_read_array(&r, &n) || n != 3 || !mp_read_uint(&r, &origin) ||
 	    !mp_read_uint(&r, &batch) || !mp_read_array(&r, &n)) {
@@ -434,6 +436,9 @@ static int snapshot(struct raft_fsm *rf, struct raft_buffer *bufs[],
 	(*bufs)[0].base = p;
 	(*bufs)[0].len = len;
 	*n_bufs = 1;
+	f->log_bytes = 0;
+	f->log_entries = 0;
+	f->snapshots++;
 	log_debug("snapshot taken: %zu bytes, revision %lld", len,
 	          (long long)mvcc_rev(f->mvcc));
 	return 0;

@@ -62,6 +62,9 @@ struct fsm {
 	const struct raft *raft; /* for the term in answer headers; may be NULL */
 	struct fsm_hooks hooks;
 	uint64_t applied; /* entries applied since start, for status and tests */
+	uint64_t log_bytes;   /* bytes of entries applied since the last snapshot */
+	uint64_t log_entries; /* and their number */
+	uint64_t snapshots;   /* snapshots taken since start */
 	struct fsm_member members[FSM_MAX_MEMBERS];
 	unsigned n_members;
 };

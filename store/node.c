@@ -18,10 +18,12 @@
 #include "node.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/timerfd.h>
 #include <unistd.h>
 
 #include "cairn.h"
@@ -196,6 +198,8 @@ static int raft_to_cairn(int status, const char **msg)
 	}
 }
 
+static void notice_committed(struct node *n);
+
 static void proposal_done(struct proposal *p, int status)
 {
 	struct node *n = p->node;
@@ -205,6 +209,8 @@ static void proposal_done(struct proposal *p, int status)
 	unlink_proposal(n, p);
 	if (p->writes.n > 0)
 		n->inflight--;
+	if (status == 0 && p->writes.n > 0)
+		notice_committed(n);
 	if (status == 0) {
 		waitq_fail(&p->writes, p->writes.n, 0, NULL, 0); /* drop refs */
 		serve_reads(n, &p->reads);
@@ -229,6 +235,7 @@ static void apply_cb(struct raft_apply *req, int status, void *result)
 
 struct internal {
 	struct raft_apply req;
+	struct node *node;
 	char what[32];
 };
 
@@ -239,6 +246,8 @@ static void internal_cb(struct raft_apply *req, int status, void *result)
 	(void)result;
 	if (status != 0)
 		log_warn("%s: %s", in->what, raft_strerror(status));
+	else
+		notice_committed(in->node);
 	free(in);
 }
 
@@ -253,6 +262,7 @@ int node_propose_internal(struct node *n, const uint8_t *payload, size_t len,
 
 	if (in == NULL)
 		goto out;
+	in->node = n;
 	snprintf(in->what, sizeof in->what, "%s", what);
 	fsm_entry_begin(&e, &b, n->cfg->id, 0);
 	fsm_entry_add(&e, payload, len);
@@ -390,13 +400,126 @@ err:
 	open_batch(n);
 }
 
+/*
+ * Followers learn that an entry committed only from the leader's next
+ * AppendEntries, and libraft 0.15 sends none for a commit alone: when the
+ * leader goes idle, its followers (and the watchers they serve) would wait
+ * for the next heartbeat, tens of milliseconds. So when a write committed and
+ * nothing else goes out, the leader appends a barrier: its AppendEntries
+ * carries the new commit index. Under load the next batch does that and no
+ * barrier is added.
+ *
+ * A client that writes one request after another sends its next write a few
+ * tens of microseconds after each acknowledgement; a barrier sent at once
+ * would make that write queue behind the barrier's disk write. So the leader
+ * scores how its recent commits were followed: when new proposals came
+ * quickly (within NODE_QUICK_US), it waits NODE_NOTICE_US for one before
+ * sending the barrier; otherwise it sends it at once. libuv timers count
+ * milliseconds, hence a timerfd.
+ */
+#define NODE_NOTICE_US 200
+#define NODE_QUICK_US 300
+#define NODE_QUICK_MAX 4
+
+static void notice_committed(struct node *n)
+{
+	n->commit_notice = true;
+	n->committed_at = uv_hrtime();
+}
+
+static void notice_arm(struct node *n, bool on)
+{
+	struct itimerspec its;
+
+	if (n->notice_fd < 0)
+		return;
+	memset(&its, 0, sizeof its);
+	its.it_value.tv_nsec = on ? NODE_NOTICE_US * 1000 : 0;
+	timerfd_settime(n->notice_fd, 0, &its, NULL);
+}
+
+static void notice_cb(uv_poll_t *h, int status, int events)
+{
+	struct node *n = h->data;
+	uint64_t expired;
+
+	(void)status;
+	(void)events;
+	if (read(n->notice_fd, &expired, sizeof expired) < 0)
+		return;
+	if (n->commit_notice && n->ready && n->proposals == NULL &&
+	    raft_state(&n->raft) == RAFT_LEADER)
+		propose_barrier(n);
+	n->commit_notice = false;
+	n->notice_armed = false;
+}
+
+static void notice_closed(uv_handle_t *h)
+{
+	struct node *n = h->data;
+
+	close(n->notice_fd);
+	n->notice_fd = -1;
+}
+
+static void notice_init(struct node *n)
+{
+	n->notice_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+	if (n->notice_fd < 0 || uv_poll_init(n->loop, &n->notice, n->notice_fd) != 0) {
+		log_warn("commit notices off (timerfd: %s): followers' watchers "
+		         "may wait for the next heartbeat", strerror(errno));
+		if (n->notice_fd >= 0)
+			close(n->notice_fd);
+		n->notice_fd = -1;
+		return;
+	}
+	n->notice.data = n;
+	uv_poll_start(&n->notice, UV_READABLE, notice_cb);
+}
+
+/* Whether the commits of late were followed quickly by new proposals. */
+static void notice_score(struct node *n)
+{
+	if (n->committed_at == 0)
+		return;
+	if (uv_hrtime() - n->committed_at < NODE_QUICK_US * 1000ull) {
+		if (n->quick < NODE_QUICK_MAX)
+			n->quick++;
+	} else if (n->quick > 0) {
+		n->quick--;
+	}
+	n->committed_at = 0;
+}
+
+/* Sent with the next append, at once, or by the timer if none goes out soon. */
+static void notice_update(struct node *n, bool proposed)
+{
+	if (proposed) {
+		notice_score(n);
+		if (n->notice_armed)
+			notice_arm(n, false);
+		n->commit_notice = false;
+	} else if (n->commit_notice && !n->notice_armed) {
+		if (n->quick >= NODE_QUICK_MAX / 2 && n->notice_fd >= 0) {
+			notice_arm(n, true);
+		} else {
+			if (n->ready && n->proposals == NULL)
+				propose_barrier(n);
+			n->commit_notice = false;
+		}
+	}
+	n->notice_armed = n->commit_notice;
+}
+
 /* End of a loop iteration: hand the open batch and waiting reads to raft. */
 static void flush_cb(uv_check_t *h)
 {
 	struct node *n = h->data;
 
-	if (n->batch_waiters.n == 0 && n->reads.n == 0)
+	if (n->batch_waiters.n == 0 && n->reads.n == 0) {
+		notice_update(n, false);
 		return;
+	}
 	if (raft_state(&n->raft) != RAFT_LEADER) {
 		uint64_t leader = node_leader(n);
 		waitq_fail(&n->batch_waiters, 0, CAIRN_ENOTLEADER,
@@ -407,11 +530,14 @@ static void flush_cb(uv_check_t *h)
 		return;
 	}
 	if (n->batch_waiters.n > 0) {
-		if (n->inflight < NODE_MAX_INFLIGHT)
+		if (n->inflight < NODE_MAX_INFLIGHT) {
 			propose_batch(n);
+			notice_update(n, true);
+		}
 		return; /* reads ride on this batch or the next */
 	}
 	propose_barrier(n);
+	notice_update(n, true);
 }
 
 void node_propose(struct node *n, struct conn *c, const uint8_t *payload,
@@ -470,6 +596,81 @@ static void watch_for_removal(struct node *n)
 	member_check_removed(n);
 }
 
+/*
+ * libraft 0.15 counts entries, not bytes, and holds every entry since the
+ * last snapshot (and the trailing ones after it) in memory. One batched entry
+ * can carry hundreds of writes, so a count alone lets the log grow to hundreds
+ * of megabytes. Two more triggers bound it:
+ * - once the entries applied since the last snapshot hold --snapshot-bytes,
+ *   the threshold drops so that the next apply takes a snapshot;
+ * - once the member has applied nothing for NODE_IDLE_MS and holds more than
+ *   NODE_IDLE_SNAPSHOT_BYTES of log, it takes one too, so a store at rest
+ *   does not keep its log in memory. libraft decides after applying an
+ *   entry, so the leader appends a barrier for every member to apply.
+ * Snapshots stall the loop (encoding, and closing a log segment), which is
+ * why a busy member does not take them more often than --snapshot-bytes says.
+ * The trailing entries kept after a snapshot are sized to a quarter of
+ * --snapshot-bytes. Memory the log gave back is returned to the system once
+ * the snapshot is written and the log truncated.
+ */
+#define NODE_IDLE_MS 1000
+#define NODE_IDLE_SNAPSHOT_BYTES (1u << 20)
+
+static void size_trailing(struct node *n)
+{
+	const struct fsm *f = &n->fsm;
+	uint64_t trailing;
+
+	if (f->log_entries == 0)
+		return;
+	trailing = n->cfg->snapshot_bytes / 4 / (f->log_bytes / f->log_entries + 1);
+	if (trailing < 64)
+		trailing = 64;
+	if (trailing > n->cfg->snapshot_trailing)
+		trailing = n->cfg->snapshot_trailing;
+	if (trailing != n->raft.snapshot.trailing)
+		raft_set_snapshot_trailing(&n->raft, (unsigned)trailing);
+}
+
+static void snapshot_when_idle(struct node *n, uint64_t now)
+{
+	const struct fsm *f = &n->fsm;
+
+	if (f->applied != n->seen_applied) {
+		n->seen_applied = f->applied;
+		n->busy_at = now;
+		n->idle_snapshot = false;
+		return;
+	}
+	if (n->idle_snapshot || now - n->busy_at < NODE_IDLE_MS ||
+	    f->log_bytes < NODE_IDLE_SNAPSHOT_BYTES)
+		return;
+	n->idle_snapshot = true;
+	raft_set_snapshot_threshold(&n->raft, 1);
+	if (n->ready && raft_state(&n->raft) == RAFT_LEADER)
+		propose_barrier(n);
+}
+
+static void snapshot_by_size(struct node *n)
+{
+	const struct fsm *f = &n->fsm;
+	uint64_t now = uv_now(n->loop);
+
+	if (f->snapshots != n->seen_snapshots) {
+		n->seen_snapshots = f->snapshots;
+		raft_set_snapshot_threshold(&n->raft, n->cfg->snapshot_threshold);
+		n->trim_at = now + 500;
+	}
+	size_trailing(n);
+	if (f->log_bytes >= n->cfg->snapshot_bytes)
+		raft_set_snapshot_threshold(&n->raft, 1);
+	snapshot_when_idle(n, now);
+	if (n->trim_at != 0 && now >= n->trim_at) {
+		n->trim_at = 0;
+		malloc_trim(0);
+	}
+}
+
 static void poll_cb(uv_timer_t *t)
 {
 	struct node *n = t->data;
@@ -483,6 +684,7 @@ static void poll_cb(uv_timer_t *t)
 		exit(1);
 	}
 	watch_for_removal(n);
+	snapshot_by_size(n);
 	if (leader && !n->leader) {
 		log_info("became leader in term %llu",
 		         (unsigned long long)n->raft.current_term);
@@ -644,6 +846,7 @@ int node_start(struct node *n, uv_loop_t *loop, const struct config *cfg,
 
 	memset(n, 0, sizeof *n);
 	n->loop = loop;
+	n->notice_fd = -1;
 	n->cfg = cfg;
 	rv = make_dir(cfg->data_dir, err, len);
 	if (rv != 0)
@@ -656,6 +859,7 @@ int node_start(struct node *n, uv_loop_t *loop, const struct config *cfg,
 	open_batch(n);
 	uv_timer_init(loop, &n->poll);
 	uv_check_init(loop, &n->flush);
+	notice_init(n);
 	n->poll.data = n;
 	n->flush.data = n;
 	rv = start_raft(n, err, len);
@@ -689,6 +893,8 @@ static void raft_closed(struct raft *r)
 	struct node *n = r->data;
 
 	uv_close((uv_handle_t *)&n->poll, NULL);
+	if (n->notice_fd >= 0)
+		uv_close((uv_handle_t *)&n->notice, notice_closed);
 	compactor_stop(&n->compactor, NULL);
 	lessor_stop(&n->lessor, NULL);
 	uv_close((uv_handle_t *)&n->flush, handle_closed);

@@ -77,6 +77,17 @@ struct node {
 	struct waitq batch_waiters;
 	uint64_t next_batch;
 	unsigned inflight;
+	bool commit_notice; /* a write committed since the last append went out */
+	int notice_fd;      /* timerfd that sends the commit notice; -1: none */
+	uv_poll_t notice;
+	bool notice_armed;
+	uint64_t committed_at;   /* uv_hrtime() of the last write commit; 0: scored */
+	unsigned quick;          /* how often commits were followed quickly */
+	uint64_t seen_snapshots; /* fsm.snapshots as of the last poll */
+	uint64_t trim_at;        /* loop time to return freed memory; 0: none */
+	uint64_t seen_applied;   /* fsm.applied as of the last poll */
+	uint64_t busy_at;        /* loop time it last changed */
+	bool idle_snapshot;      /* one was asked for since then */
 	struct proposal *proposals; /* in flight, a list */
 	/* reads waiting for the next proposal */
 	struct waitq reads;
