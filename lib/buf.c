@@ -6,7 +6,7 @@
 
 #include "cairn.h"
 
-int buf_reserve(struct buf *b, size_t n)
+int buf_grow(struct buf *b, size_t n)
 {
 	size_t want;
 	size_t cap;
@@ -25,20 +25,6 @@ int buf_reserve(struct buf *b, size_t n)
 		return CAIRN_ENOMEM;
 	b->data = p;
 	b->cap = cap;
-	return 0;
-}
-
-int buf_append(struct buf *b, const void *p, size_t n)
-{
-	int rv;
-
-	if (n == 0)
-		return 0;
-	rv = buf_reserve(b, n);
-	if (rv != 0)
-		return rv;
-	memcpy(b->data + b->len, p, n);
-	b->len += n;
 	return 0;
 }
 

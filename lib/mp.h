@@ -17,6 +17,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "buf.h"
 
@@ -113,8 +114,12 @@ struct mp_writer {
 void mp_writer_init(struct mp_writer *w, struct buf *b);
 void mp_put_map(struct mp_writer *w, uint32_t n);
 void mp_put_array(struct mp_writer *w, uint32_t n);
-void mp_put_key(struct mp_writer *w, const char *k); /* a string key */
 void mp_put_str(struct mp_writer *w, const void *s, size_t len);
+/* A string key; inline so that a literal's length is known at compile time. */
+static inline void mp_put_key(struct mp_writer *w, const char *k)
+{
+	mp_put_str(w, k, strlen(k));
+}
 void mp_put_bin(struct mp_writer *w, const void *s, size_t len);
 void mp_put_uint(struct mp_writer *w, uint64_t v);
 void mp_put_int(struct mp_writer *w, int64_t v);

@@ -2101,10 +2101,65 @@ TEST(proto_frame_helpers)
 	return 0;
 }
 
+/* The writer encodes by itself: its bytes must be msgpack-c's, value by
+ * value, at every boundary between two forms. */
+TEST(writer_matches_msgpack_c)
+{
+	static const uint64_t uints[] = {0, 1, 127, 128, 255, 256, 65535, 65536,
+	                                 0xffffffffu, 0x100000000ull, UINT64_MAX};
+	static const int64_t ints[] = {-1, -32, -33, -128, -129, -32768, -32769,
+	                               INT32_MIN, (int64_t)INT32_MIN - 1,
+	                               INT64_MIN, 0, 5, INT64_MAX};
+	static const size_t lens[] = {0, 1, 15, 16, 31, 32, 255, 256, 65535, 65536};
+	static uint8_t body[65536];
+	struct buf a = BUF_INIT, b = BUF_INIT;
+	struct mp_writer wa, wb;
+	size_t i;
+
+	mp_writer_init(&wa, &a);
+	mp_writer_init(&wb, &b);
+	for (i = 0; i < sizeof uints / sizeof uints[0]; i++) {
+		mp_put_uint(&wa, uints[i]);
+		msgpack_pack_uint64(&wb.pk, uints[i]);
+	}
+	for (i = 0; i < sizeof ints / sizeof ints[0]; i++) {
+		mp_put_int(&wa, ints[i]);
+		msgpack_pack_int64(&wb.pk, ints[i]);
+	}
+	for (i = 0; i < sizeof lens / sizeof lens[0]; i++) {
+		mp_put_str(&wa, body, lens[i]);
+		msgpack_pack_str(&wb.pk, lens[i]);
+		msgpack_pack_str_body(&wb.pk, body, lens[i]);
+		mp_put_bin(&wa, body, lens[i]);
+		msgpack_pack_bin(&wb.pk, lens[i]);
+		msgpack_pack_bin_body(&wb.pk, body, lens[i]);
+		mp_put_map(&wa, (uint32_t)lens[i]);
+		msgpack_pack_map(&wb.pk, lens[i]);
+		mp_put_array(&wa, (uint32_t)lens[i]);
+		msgpack_pack_array(&wb.pk, lens[i]);
+	}
+	mp_put_bool(&wa, true);
+	msgpack_pack_true(&wb.pk);
+	mp_put_bool(&wa, false);
+	msgpack_pack_false(&wb.pk);
+	mp_put_nil(&wa);
+	msgpack_pack_nil(&wb.pk);
+	mp_put_key(&wa, "key");
+	msgpack_pack_str(&wb.pk, 3);
+	msgpack_pack_str_body(&wb.pk, "key", 3);
+	CHECK(wa.err == 0 && wb.err == 0);
+	CHECK_EQ_INT(a.len, b.len);
+	CHECK(memcmp(a.data, b.data, a.len) == 0);
+	buf_free(&a);
+	buf_free(&b);
+	return 0;
+}
+
 int main(void)
 {
 	static const struct test_case tests[] = {
 	    T(uint_round_trip),
+	    T(writer_matches_msgpack_c),
 	    T(negative_int_round_trip),
 	    T(signed_forms_of_positive_values),
 	    T(nil_and_bool),
