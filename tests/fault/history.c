@@ -926,8 +926,8 @@ static void format_results(const struct history *h, const struct hist_op *op,
 	}
 }
 
-void history_format_op(const struct history *h, const struct hist_op *op,
-                       char *buf, size_t n)
+void history_describe_op(const struct history *h, const struct hist_op *op,
+                         char *buf, size_t n)
 {
 	char args[256] = "", res[256] = "", done[32] = "never";
 
@@ -944,8 +944,17 @@ void history_format_op(const struct history *h, const struct hist_op *op,
 	}
 	if (op->complete != HIST_NEVER)
 		snprintf(done, sizeof(done), "%" PRIu64, op->complete);
-	snprintf(buf, n, "line %" PRIu32 ": %s [%" PRIu64 ", %s] %s %s %s%s%s",
-	         op->line, history_str(h, op->proc), op->invoke, done,
+	snprintf(buf, n, "%s [%" PRIu64 ", %s] %s %s %s%s%s",
+	         history_str(h, op->proc), op->invoke, done,
 	         history_status_name(op->status), history_type_name(op->type),
 	         history_str(h, op->key), args, res);
+}
+
+void history_format_op(const struct history *h, const struct hist_op *op,
+                       char *buf, size_t n)
+{
+	char text[1024];
+
+	history_describe_op(h, op, text, sizeof(text));
+	snprintf(buf, n, "line %" PRIu32 ": %s", op->line, text);
 }

@@ -161,6 +161,9 @@ bool history_has_prefix(const struct history *h, hist_str key, hist_str prefix);
  * bytes: "line 12: p3 [1200, 1350] ok cas k1 v7 v9 -> succeeded=1 rev=40". */
 void history_format_op(const struct history *h, const struct hist_op *op,
                        char *buf, size_t n);
+/* The same without "line 12: ". */
+void history_describe_op(const struct history *h, const struct hist_op *op,
+                         char *buf, size_t n);
 
 /* The name of a status or type ("ok", "cas"). */
 const char *history_status_name(int status);
