@@ -88,7 +88,7 @@ struct entry {
 struct frame {
 	uint32_t pos; /* where the pass found the candidate */
 	uint32_t op;  /* the unknown op's index */
-	uint8_t pass; /* 0: an ok op, 1: an unknown op */
+	uint8_t pass; /* enum pass */
 	uint32_t state;
 	hist_str real;
 	uint32_t k, hi, uhi;
@@ -329,9 +329,8 @@ static bool same_ok(const struct lk *s, const struct centry *e, uint64_t hash,
 }
 
 /* Whether a node like the current one (with value state) was seen. Entries
- * the current node dominates are dropped on the way, as it is about to be
- * remembered: they could prune nothing it will not, and the entries with
- * the same ok ops and value, scanned on every visit, stay few. */
+ * the current node dominates are dropped on the way: it is about to be
+ * remembered, and prunes whatever they would. */
 static bool seen(struct lk *s, uint64_t hash, uint32_t state)
 {
 	struct centry **p = &s->table[hash & (s->tsize - 1)];
@@ -405,7 +404,7 @@ static int remember(struct lk *s, uint64_t hash, uint32_t state)
 	size_t head = (sizeof(struct centry) + 7) / 8;
 	struct centry *e;
 
-	if (s->memory > s->max_memory)
+	if (s->memory > s->max_memory || head + nfw + nuw > CHUNK_WORDS)
 		return OUT_OF_MEMORY;
 	if (s->nentries >= s->tsize && grow_table(s) != 0)
 		return NOMEM;
