@@ -152,6 +152,7 @@ struct lk {
 	bool tracked;
 	uint32_t best_k;
 	hist_str states[LINCHK_MAX_STATES];
+	uint64_t state_revs[LINCHK_MAX_STATES];
 	size_t nstates;
 	const struct hist_op *tail[LINCHK_TAIL];
 	size_t ntail;
@@ -470,8 +471,9 @@ static void track(struct lk *s)
 	if (s->k != s->best_k || s->nstates == LINCHK_MAX_STATES)
 		return;
 	for (i = 0; i < s->nstates; i++)
-		if (s->states[i] == s->real)
+		if (s->states[i] == s->real && s->state_revs[i] == s->lb)
 			return;
+	s->state_revs[s->nstates] = s->lb;
 	s->states[s->nstates++] = s->real;
 }
 
@@ -1245,6 +1247,8 @@ static int report(const struct lk *s, int outcome, struct linchk_key *out)
 	out->prefix = s->best_k;
 	out->blocker = s->fin[s->best_k].op;
 	memcpy(out->states, s->states, sizeof(s->states));
+	memcpy(out->state_revs, s->state_revs, sizeof(s->state_revs));
+	out->revs = s->revs;
 	out->nstates = s->nstates;
 	memcpy(out->tail, s->tail, sizeof(s->tail));
 	out->ntail = s->ntail;
@@ -1406,9 +1410,13 @@ static void print_violation(const struct history *h, const struct linchk_key *k,
 	        k->prefix);
 	print_op(h, k->blocker, ">", out);
 	fprintf(out, "  just before it the key could hold:");
-	for (i = 0; i < k->nstates; i++)
+	for (i = 0; i < k->nstates; i++) {
 		fprintf(out, "%s %s", i ? " |" : "",
 		        value_name(h, k->states[i]));
+		if (k->revs)
+			fprintf(out, " (after rev %" PRIu64 ")",
+			        k->state_revs[i]);
+	}
 	fprintf(out, "\n  the longest linearization found ends:\n");
 	for (i = 0; i < k->ntail; i++)
 		print_op(h, k->tail[i], " ", out);

@@ -68,8 +68,10 @@ struct linchk_key {
 	/* violation: */
 	size_t prefix;
 	const struct hist_op *blocker;
-	hist_str states[LINCHK_MAX_STATES];
+	hist_str states[LINCHK_MAX_STATES];     /* the values */
+	uint64_t state_revs[LINCHK_MAX_STATES]; /* the highest rev before */
 	size_t nstates;
+	bool revs; /* whether revisions were checked */
 	const struct hist_op *tail[LINCHK_TAIL]; /* in linearization order */
 	size_t ntail;
 	const struct hist_op **window; /* by invoke time, blocker included */
