@@ -827,21 +827,35 @@ int history_parse(const char *text, size_t len, const char *name,
 	return 0;
 }
 
+/* Doubles *data (of *cap bytes). Returns 0 or an errno value. */
+static int double_buffer(char **data, size_t *cap)
+{
+	size_t c = *cap ? *cap * 2 : (size_t)1 << 16;
+	char *q;
+
+	if (*cap >= MAX_FILE)
+		return EFBIG;
+	q = realloc(*data, c);
+	if (q == NULL)
+		return ENOMEM;
+	*data = q;
+	*cap = c;
+	return 0;
+}
+
 static char *read_file(const char *path, size_t *len, char *err, size_t errlen)
 {
 	FILE *f = fopen(path, "rb");
-	char *data = NULL, *q;
+	char *data = NULL;
 	size_t cap = 0, n = 0;
 
 	if (f == NULL)
 		goto err;
 	for (;;) {
 		if (n == cap) {
-			cap = cap ? cap * 2 : 1 << 16;
-			q = cap < MAX_FILE * 2 ? realloc(data, cap) : NULL;
-			if (q == NULL)
+			errno = double_buffer(&data, &cap);
+			if (errno != 0)
 				goto err_after_open;
-			data = q;
 		}
 		n += fread(data + n, 1, cap - n, f);
 		if (n < cap)
@@ -855,7 +869,7 @@ static char *read_file(const char *path, size_t *len, char *err, size_t errlen)
 
 err_after_open:
 	if (errno == 0)
-		errno = ENOMEM;
+		errno = EIO;
 	fclose(f);
 	free(data);
 err:
