@@ -34,8 +34,9 @@ void member_check_removed(struct node *n);
 
 /* From one answer map another member sent (HELLO or MEMBERS): sets *leader
  * to its "ldr" and *listed to whether self is in its "ms" list (1 or 0),
- * leaving each alone when absent. The bytes come from the network: anything
- * malformed is read as far as it goes. Any thread. */
+ * leaving each alone when absent. The bytes come from the network: a
+ * malformed map is read as far as it goes, and a malformed list says
+ * nothing (*listed is left alone). Any thread. */
 void member_read_answer(const uint8_t *p, uint32_t len, uint64_t self,
                         uint64_t *leader, int *listed);
 

@@ -49,21 +49,19 @@ if ! "$cc" -fsanitize=fuzzer,address,undefined "$probe.c" -o "$probe" \
 fi
 rm -f "$probe" "$probe.c" "$probe.log"
 
-pkgs="raft libuv msgpack liblz4 libsodium"
-deps_cflags=$(pkg-config --cflags $pkgs) || exit 1
-deps_libs=$(pkg-config --libs $pkgs) || exit 1
+pkgs=(raft libuv msgpack liblz4 libsodium)
+deps_cflags=$(pkg-config --cflags "${pkgs[@]}") || exit 1
+deps_libs=$(pkg-config --libs "${pkgs[@]}") || exit 1
 
 # The warnings of configure.ac, so the fuzz code is held to the same bar.
-warn="-Wall -Wextra -Wpedantic -Wformat=2 -Wshadow -Wstrict-prototypes
--Wmissing-prototypes -Wpointer-arith -Wcast-align -Wwrite-strings -Wvla
+warn="-Wall -Wextra -Wpedantic -Wformat=2 -Wshadow -Wstrict-prototypes \
+-Wmissing-prototypes -Wpointer-arith -Wcast-align -Wwrite-strings -Wvla \
 -Wimplicit-fallthrough -Wnull-dereference -Wundef -Wno-unused-parameter"
 [ "${CAIRN_WERROR:-no}" = yes ] && warn="$warn -Werror"
 sanitize="-fsanitize=address,undefined -fno-sanitize-recover=undefined"
-cflags="-std=gnu11 -D_GNU_SOURCE -g -O1 -fno-omit-frame-pointer $sanitize
-$warn -I$src/lib/include -I$src/lib -I$src/store -I$src/cli -I$src/tests/fuzz
-$deps_cflags"
-# shellcheck disable=SC2086
-cflags=$(echo $cflags)
+cflags="-std=gnu11 -D_GNU_SOURCE -g -O1 -fno-omit-frame-pointer $sanitize \
+$warn -I$src/lib/include -I$src/lib -I$src/store -I$src/cli \
+-I$src/tests/fuzz $deps_cflags"
 
 # Flags changed (another clang, -Werror...): start over.
 if [ "$(cat "$out/obj/flags" 2>/dev/null)" != "$cc $cflags" ]; then
@@ -76,6 +74,7 @@ fi
 stale() {
 	local o=$1 d
 	[ -f "$o" ] && [ -f "${o%.o}.d" ] || return 0
+	# shellcheck disable=SC2013 # a .d file is words: target, then deps
 	for d in $(sed -e 's/^[^:]*://' -e 's/\\$//' "${o%.o}.d"); do
 		[ "$d" -nt "$o" ] && return 0
 	done
@@ -90,7 +89,9 @@ compile() {
 }
 
 # The library: instrumented for coverage, without libFuzzer's main.
-lib_srcs=$(cd "$src" && ls lib/*.c store/*.c cli/txnparse.c | grep -v '^store/main\.c$')
+lib_srcs=$(cd "$src" && for s in lib/*.c store/*.c cli/txnparse.c; do
+	[ "$s" = store/main.c ] || echo "$s"
+done)
 if [ $# -gt 0 ]; then
 	targets="$*"
 else
@@ -127,6 +128,11 @@ done
 [ "$failed" -eq 0 ] || exit 1
 
 lib=$out/obj/libfuzz.a
+# A source added or removed changes the archive too.
+if [ "$(cat "$out/obj/sources" 2>/dev/null)" != "$lib_srcs" ]; then
+	relink=yes
+	echo "$lib_srcs" >"$out/obj/sources"
+fi
 if [ "$relink" = yes ] || [ ! -f "$lib" ]; then
 	rm -f "$lib"
 	# shellcheck disable=SC2046

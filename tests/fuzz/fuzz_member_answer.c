@@ -8,7 +8,8 @@
  * Input: a byte choosing the member's own id (1..4), then one answer
  * payload. Checks: *listed ends -1 (no list), 0 or 1, and 0 only if the
  * payload holds a well-formed "ms" list (an array of maps with string keys
- * and unsigned "id"s, by an independent reading here) without that id.
+ * and unsigned "id"s, by an independent reading here) without that id;
+ * nothing is allocated.
  */
 #include <stdlib.h>
 
@@ -77,8 +78,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	uint64_t leader = 0;
 	int listed = -1;
 	uint8_t *p = fuzz_dup(in.p, in.n);
+	size_t before = fuzz_heap_bytes();
 
 	member_read_answer(p, (uint32_t)in.n, self, &leader, &listed);
+	FUZZ_CHECK(fuzz_heap_bytes() == before);
 	FUZZ_CHECK(listed >= -1 && listed <= 1);
 	FUZZ_CHECK(listed != 0 || has_list_without(p, in.n, self));
 	free(p);

@@ -10,7 +10,7 @@
  * of its object: encode(decode(x)) agrees between the two. The re-encoding,
  * written once more with mp_open()/mp_close() 32-bit counts, must read back
  * to the same canonical bytes. The mp_dec_* wrappers must agree with the
- * plain reads.
+ * plain reads. The reader allocates nothing.
  */
 #include <msgpack.h>
 #include <stdlib.h>
@@ -257,6 +257,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct mp_reader skip;
 	const uint8_t *raw;
 	size_t raw_len;
+	size_t before;
 	bool ok;
 
 	check_dec(data, size);
@@ -266,7 +267,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	mp_writer_init(&w2, &wide);
 	ok = walk(&r, &w1, &w2, 0);
 	FUZZ_CHECK(w1.err == 0 && w2.err == 0);
+	before = fuzz_heap_bytes();
 	FUZZ_CHECK(mp_read_raw(&skip, &raw, &raw_len) == ok);
+	FUZZ_CHECK(fuzz_heap_bytes() ==
+	           before); /* the reader allocates nothing */
 	FUZZ_CHECK(!ok || mp_ok(&r));
 	if (ok) {
 		FUZZ_CHECK(raw == data && raw_len == size - mp_left(&r));

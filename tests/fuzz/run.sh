@@ -37,15 +37,15 @@ fi
 set -- $targets
 n=$#
 
-mkdir -p "$out/obj"
-"$src/tests/fuzz/build.sh" "$src" "$out" "$@" >"$out/obj/build.log" 2>&1
+mkdir -p "$out"
+"$src/tests/fuzz/build.sh" "$src" "$out" "$@" >"$out/build.log" 2>&1
 rv=$?
 if [ "$rv" -eq 77 ]; then
-	echo "1..0 # SKIP $(tail -n 1 "$out/obj/build.log")"
+	echo "1..0 # SKIP $(tail -n 1 "$out/build.log")"
 	exit 0
 elif [ "$rv" -ne 0 ]; then
-	echo "Bail out! the fuzz targets do not build ($out/obj/build.log):"
-	tail -n 30 "$out/obj/build.log" | sed 's/^/# /'
+	echo "Bail out! the fuzz targets do not build ($out/build.log):"
+	tail -n 30 "$out/build.log" | sed 's/^/# /'
 	exit 1
 fi
 
