@@ -7,7 +7,14 @@
  * into every target, provides LLVMFuzzerInitialize(): it silences cairn's
  * log and, when CAIRN_FUZZ_SEEDS names a directory, writes the seeds there
  * and exits (run.sh does that before fuzzing). reqgen.c builds and checks
- * requests for the targets that decode them.
+ * requests for the targets that decode them; fsmrun.c runs them against an
+ * in-memory state machine.
+ *
+ * A new target (the secure channel's handshake, say) is a line in
+ * tests/fuzz/targets and a tests/fuzz/fuzz_NAME.c defining those two
+ * functions: build.sh compiles every source of lib/ and store/ into the
+ * library the targets link, and run.sh (make check, make fuzz) and make
+ * dist take the list from that file.
  *
  * A failed FUZZ_CHECK() prints the broken invariant and aborts, so libFuzzer
  * keeps the input and reports it with a stack, like any other crash.
