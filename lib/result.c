@@ -493,6 +493,13 @@ static bool get_responses(struct dec *d, struct cairn_result *res,
 	if (!mp_read_array(&d->m.r, &n))
 		return mp_dec_fail(&d->m, CAIRN_EPROTO,
 		                   "answer field 'rs': expected an array");
+	/* An empty map is one byte and a response some 300: only the
+	 * protocol's limit keeps a hostile count from costing 300 times the
+	 * frame. */
+	if (n > PROTO_MAX_TXN_OPS)
+		return mp_dec_fail(&d->m, CAIRN_EPROTO,
+		                   "answer field 'rs': %u responses, at most %u",
+		                   n, PROTO_MAX_TXN_OPS);
 	res->responses = arena_array(d->box, n, sizeof *res->responses);
 	if (n > 0 && res->responses == NULL)
 		return nomem(d);

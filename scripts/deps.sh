@@ -2,7 +2,8 @@
 # Sourced by demo.sh and test.sh. Idempotent: does nothing when all are there.
 
 CAIRN_PACKAGES="build-essential autoconf automake libtool pkg-config \
-libraft-dev libuv1-dev libmsgpack-dev liblz4-dev libsodium-dev procps"
+libraft-dev libuv1-dev libmsgpack-dev liblz4-dev libsodium-dev procps \
+clang libclang-rt-dev"
 
 install_deps() {
 	local missing="" p

@@ -128,10 +128,13 @@ static void set_member(struct fsm *f, uint64_t id, const uint8_t *client,
 		m = &f->members[f->n_members++];
 	}
 	m->id = id;
-	/* Lengths were checked against PROTO_MAX_ATTR by the decoder. */
-	memcpy(m->client, client, client_len);
+	/* Lengths were checked against PROTO_MAX_ATTR by the decoder; an
+	 * absent field is NULL with length 0, which memcpy may not take. */
+	if (client_len > 0)
+		memcpy(m->client, client, client_len);
 	m->client[client_len] = '\0';
-	memcpy(m->name, name, name_len);
+	if (name_len > 0)
+		memcpy(m->name, name, name_len);
 	m->name[name_len] = '\0';
 }
 

@@ -195,17 +195,45 @@ static bool send_request(int fd, uint64_t id, unsigned op)
 	return ok;
 }
 
-/* From an answer map: the leader (HELLO) or whether self is listed (MEMBERS). */
-static void read_answer(const uint8_t *p, uint32_t len, uint64_t self,
+/* An "ms" list: 1 if self is in it, 0 if not, -1 if it is malformed (then
+ * it says nothing: a list cut short must not read as "removed"). */
+static int read_members(struct mp_reader *r, uint64_t self)
+{
+	const char *k;
+	uint32_t klen;
+	uint32_t n;
+	uint32_t f;
+	uint64_t id;
+	int listed = 0;
+
+	if (!mp_read_array(r, &n))
+		return -1;
+	while (n-- > 0) {
+		if (!mp_read_map(r, &f))
+			return -1;
+		while (f-- > 0) {
+			if (!mp_read_str(r, &k, &klen))
+				return -1;
+			if (MP_KEY_IS(k, klen, "id")) {
+				if (!mp_read_uint(r, &id))
+					return -1;
+				listed |= id == self;
+			} else if (!mp_skip(r)) {
+				return -1;
+			}
+		}
+	}
+	return listed;
+}
+
+void member_read_answer(const uint8_t *p, uint32_t len, uint64_t self,
                         uint64_t *leader, int *listed)
 {
 	struct mp_reader r;
 	const char *k;
 	uint32_t klen;
 	uint32_t n;
-	uint32_t m;
-	uint32_t f;
-	uint64_t id;
+	int in_list;
 
 	mp_reader_init(&r, p, len);
 	if (!mp_read_map(&r, &n))
@@ -213,16 +241,11 @@ static void read_answer(const uint8_t *p, uint32_t len, uint64_t self,
 	while (n-- > 0 && mp_read_str(&r, &k, &klen)) {
 		if (MP_KEY_IS(k, klen, "ldr")) {
 			mp_read_uint(&r, leader);
-		} else if (MP_KEY_IS(k, klen, "ms") && mp_read_array(&r, &m)) {
-			*listed = 0;
-			while (m-- > 0 && mp_read_map(&r, &f)) {
-				while (f-- > 0 && mp_read_str(&r, &k, &klen)) {
-					if (MP_KEY_IS(k, klen, "id") && mp_read_uint(&r, &id))
-						*listed |= id == self;
-					else
-						mp_skip(&r);
-				}
-			}
+		} else if (MP_KEY_IS(k, klen, "ms")) {
+			in_list = read_members(&r, self);
+			if (in_list < 0)
+				return;
+			*listed = in_list;
 		} else {
 			mp_skip(&r);
 		}
@@ -270,7 +293,8 @@ static bool ask(const char *addr, uint64_t self, bool *removed)
 		       (k = recv(fd, p, room, 0)) > 0) {
 			frame_commit(&fr, (size_t)k);
 			while (frame_next(&fr, &payload, &len) == 1)
-				read_answer(payload, len, self, &leader, &listed);
+				member_read_answer(payload, len, self, &leader,
+				                   &listed);
 		}
 	}
 	frame_reader_close(&fr);

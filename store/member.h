@@ -16,6 +16,8 @@
 #ifndef CAIRN_STORE_MEMBER_H
 #define CAIRN_STORE_MEMBER_H
 
+#include <stdint.h>
+
 #include "proto.h"
 
 struct node;
@@ -29,5 +31,13 @@ void member_change(struct node *n, struct conn *c, const struct proto_req *req);
  * stops the process (SIGTERM) if a member that has a leader says it is not.
  * At most one check at a time. */
 void member_check_removed(struct node *n);
+
+/* From one answer map another member sent (HELLO or MEMBERS): sets *leader
+ * to its "ldr" and *listed to whether self is in its "ms" list (1 or 0),
+ * leaving each alone when absent. The bytes come from the network: a
+ * malformed map is read as far as it goes, and a malformed list says
+ * nothing (*listed is left alone). Any thread. */
+void member_read_answer(const uint8_t *p, uint32_t len, uint64_t self,
+                        uint64_t *leader, int *listed);
 
 #endif
