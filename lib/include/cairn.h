@@ -57,7 +57,8 @@ extern "C" {
 	X(CAIRN_ENOLEASE, 21, "lease not found")                               \
 	X(CAIRN_ELEASEEXISTS, 22, "lease already exists")                      \
 	X(CAIRN_EBUSY, 23, "a membership change is already in progress")       \
-	X(CAIRN_ENOMEMBER, 24, "no such member")
+	X(CAIRN_ENOMEMBER, 24, "no such member")                               \
+	X(CAIRN_EAUTH, 25, "cluster secret missing, unreadable or not shared")
 
 enum cairn_error {
 	CAIRN_OK = 0,
