@@ -14,6 +14,10 @@
  *   cairn-bench [...] watch [--watchers N] [--total N]
  *   cairn-bench [...] watch-latency [--watchers N] [--total N]
  *
+ * The cluster secret comes from --secret-file or the environment
+ * (CAIRN_SECRET_FILE) as for cairnctl; --insecure measures plaintext against
+ * a store run with --insecure, the baseline of the secure channel's cost.
+ *
  * watch: N watchers (on all keys, spread over the connections) and puts kept
  * --clients deep; reports events delivered per second (fan-out).
  * watch-latency: one put at a time; for each, the time from the put's
@@ -91,6 +95,7 @@ static uint64_t hist_percentile(const struct histogram *h, double p)
 
 struct bench {
 	uv_loop_t *loop;
+	struct cairn_options copts; /* the secret: --secret-file, --insecure */
 	cairn_client **conns;
 	unsigned n_conns;
 	unsigned clients;
@@ -315,7 +320,9 @@ static void usage(FILE *out)
 	        "  --endpoints E   comma-separated store endpoints (default\n"
 	        "                  $CAIRN_ENDPOINTS or 127.0.0.1:2379)\n"
 	        "  --conns N       client connections (default 1)\n"
-	        "  --clients N     requests in flight (default 1)\n");
+	        "  --clients N     requests in flight (default 1)\n"
+	        "  --secret-file F the cluster secret (default $CAIRN_SECRET_FILE)\n"
+	        "  --insecure      plaintext, for a store run with --insecure\n");
 }
 
 static unsigned long long num(const char *flag, const char *v, unsigned long long min,
@@ -333,7 +340,8 @@ static unsigned long long num(const char *flag, const char *v, unsigned long lon
 }
 
 enum { O_ENDPOINTS = 1, O_CONNS, O_CLIENTS, O_TOTAL, O_KEYSIZE, O_VALSIZE,
-       O_SEQ, O_KEYSPACE, O_CONSISTENCY, O_HELP, O_WATCHERS };
+       O_SEQ, O_KEYSPACE, O_CONSISTENCY, O_HELP, O_WATCHERS, O_SECRET_FILE,
+       O_INSECURE };
 
 static const struct option options[] = {
 	{"endpoints", required_argument, NULL, O_ENDPOINTS},
@@ -347,6 +355,8 @@ static const struct option options[] = {
 	{"consistency", required_argument, NULL, O_CONSISTENCY},
 	{"help", no_argument, NULL, O_HELP},
 	{"watchers", required_argument, NULL, O_WATCHERS},
+	{"secret-file", required_argument, NULL, O_SECRET_FILE},
+	{"insecure", no_argument, NULL, O_INSECURE},
 	{NULL, 0, NULL, 0},
 };
 
@@ -373,6 +383,8 @@ static const char *parse(struct bench *b, int argc, char **argv)
 			b->serializable = optarg[0] == 's';
 			break;
 		case O_WATCHERS: b->watchers = (unsigned)num("--watchers", optarg, 1, 100000); break;
+		case O_SECRET_FILE: b->copts.secret_file = optarg; break;
+		case O_INSECURE: b->copts.insecure = true; break;
 		case O_HELP: usage(stdout); exit(0);
 		default: usage(stderr); exit(2);
 		}
@@ -494,7 +506,8 @@ int main(int argc, char **argv)
 		return 1;
 	memset(b.value, 'v', b.val_size);
 	for (i = 0; i < b.n_conns; i++) {
-		rv = cairn_open_async(&b.conns[i], b.loop, endpoints, NULL, err, sizeof err);
+		rv = cairn_open_async(&b.conns[i], b.loop, endpoints, &b.copts, err,
+		                      sizeof err);
 		if (rv != 0) {
 			fprintf(stderr, "cairn-bench: %s\n", err);
 			return 1;

@@ -308,8 +308,8 @@ static int on_reply(struct secure *s, const uint8_t *p, struct buf *reply)
 		return fail(s, CAIRN_ENOMEM, "out of memory");
 	if (!proven)
 		return fail(s, CAIRN_EAUTH,
-		            "handshake: the peer does not know this side's "
-		            "cluster secret (the secrets differ)");
+		            "handshake: the peer does not know the cluster "
+		            "secret (its secret differs from this side's)");
 	s->can_seal = true;
 	move(s, SECURE_OPEN);
 	return 0;
@@ -325,8 +325,8 @@ static int on_finish(struct secure *s, const uint8_t *p)
 	sodium_memzero(s->mac_c_key, sizeof s->mac_c_key);
 	if (sodium_memcmp(want, p + HDR_LEN, MAC_LEN) != 0)
 		return fail(s, CAIRN_EAUTH,
-		            "handshake: the peer does not know this side's "
-		            "cluster secret (the secrets differ)");
+		            "handshake: the peer does not know the cluster "
+		            "secret (its secret differs from this side's)");
 	crypto_secretstream_xchacha20poly1305_init_pull(&s->rx, p, s->rx_key);
 	sodium_memzero(s->rx_key, sizeof s->rx_key);
 	move(s, SECURE_OPEN);

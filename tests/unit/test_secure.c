@@ -306,7 +306,7 @@ TEST(wrong_key_fails_on_both_sides)
 	/* The client sees the server's proof fail first... */
 	CHECK_EQ_INT(p.c_err, CAIRN_EAUTH);
 	CHECK(contains(secure_errmsg(&p.c),
-	               "does not know this side's cluster secret"));
+	               "does not know the cluster secret"));
 	CHECK(!secure_open(&p.c));
 	CHECK(!secure_can_seal(&p.c));
 	CHECK_EQ_INT(secure_seal(&p.c, "x", 1, &p.c_out), CAIRN_EPROTO);
@@ -315,7 +315,7 @@ TEST(wrong_key_fails_on_both_sides)
 	pump_last(&p);
 	CHECK_EQ_INT(p.s_err, CAIRN_EAUTH);
 	CHECK(contains(secure_errmsg(&p.s),
-	               "does not know this side's cluster secret"));
+	               "does not know the cluster secret"));
 	CHECK(!secure_open(&p.s));
 	pair_close(&p);
 	return 0;
