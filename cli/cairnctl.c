@@ -2127,7 +2127,9 @@ static int cmd_member_add(struct ctx *x)
 		             "added to the cluster as a learner");
 	if (rv == 0 && x->out != OUT_JSON)
 		printf("\nCAIRN_STORE_FLAGS: --id %" PRIu64
-		       " --join --listen-peer %s\n",
+		       " --join --listen-peer %s\n"
+		       "(and a copy of the cluster secret, unless the cluster "
+		       "runs --insecure)\n",
 		       op.member_id, peer);
 	cairn_result_free(r);
 	return rv;
@@ -2295,7 +2297,10 @@ static const struct cmd commands[] = {
      "  CAIRN_STORE_FLAGS: --id <ID> --join --listen-peer <IP:PORT>\n"
      "\n"
      "(the ID in 16 hex digits first, decimal in the flags): start the new\n"
-     "member with those flags, a new --data-dir and its --listen-client;\n"
+     "member with those flags, a new --data-dir and its --listen-client,\n"
+     "and a copy of the cluster secret (its --cluster-secret-file, by\n"
+     "default DATA_DIR/cluster.secret, mode 0600), unless the cluster runs\n"
+     "--insecure;\n"
      "once it has caught up, promote it. -o json prints the members after\n"
      "the change, as member list does. One membership change at a time:\n"
      "another one in progress makes this fail (exit status 1). A change\n"

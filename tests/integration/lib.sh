@@ -171,10 +171,12 @@ member_start() {
 	ALL_PIDS+=("$!")
 }
 
-# member_join I: starts a new member I with --join (it was added with
-# 'cairnctl member add'), on new ports, counted in N_MEMBERS for logs/stops.
+# member_join I [extra flags]: starts a new member I with --join (it was
+# added with 'cairnctl member add'), on new ports, counted in N_MEMBERS for
+# logs/stops.
 member_join() {
 	local i=$1
+	shift
 	CPORT[$i]=$(free_port)
 	TAKEN_PORTS="$TAKEN_PORTS${CPORT[$i]} "
 	[ "$i" -gt "$N_MEMBERS" ] && N_MEMBERS=$i
@@ -182,7 +184,7 @@ member_join() {
 		--listen-client "127.0.0.1:${CPORT[$i]}" \
 		--listen-peer "127.0.0.1:${PPORT[$i]}" \
 		--election-timeout "${ELECTION_MS:-400}" --heartbeat-interval 40 \
-		"${SECURITY[@]}" >>"$TESTDIR/m$i.log" 2>&1 &
+		"${SECURITY[@]}" "$@" >>"$TESTDIR/m$i.log" 2>&1 &
 	PIDS[$i]=$!
 	ALL_PIDS+=("$!")
 }
