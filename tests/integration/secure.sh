@@ -25,7 +25,7 @@ member_start 1
 secret="$DATA/data1/cluster.secret"
 ok "the first member creates DATA_DIR/cluster.secret" wait_until 10 test -s "$secret"
 is "with mode 0600" 600 "$(mode_of "$secret")"
-ok "and logs where it is and who needs it" \
+ok "and logs where it is and who needs it" wait_until 10 \
 	grep -q "created the cluster secret $secret (fingerprint [0-9a-f]*): copy it" "$TESTDIR/m1.log"
 ok "a client with that file works" wait_until 10 \
 	env CAIRN_SECRET_FILE="$secret" "$CTL" --endpoints "$(member_endpoint 1)" put first yes
