@@ -325,7 +325,7 @@ static const struct setting settings[] = {
 	{"force-new-cluster", OPT_ARG, "confirm", "recover from a lost quorum: make this member's data directory a one-member cluster, then exit; only with every member stopped, on the survivor with the highest revision; then start it as usual and add members back", set_force},
 	{"restore-from", OPT_ARG, "FILE", "build this member's new data directory from a backup (cairnctl snapshot save), then exit; run it on every member with the same backup and --initial-cluster, then start them", set_restore},
 	{"log-level", OPT_ARG, "LEVEL", "error, warn, info or debug (default info)", set_log_level},
-	{"cluster-secret-file", OPT_ARG, "FILE", "the cluster secret that authenticates and encrypts client and peer traffic (default DATA_DIR/cluster.secret); the member listed first in --initial-cluster (or alone) creates it on its first start if it is missing; every other member and every client needs a copy (mode 0600)", set_secret_file},
+	{"cluster-secret-file", OPT_ARG, "FILE", "the cluster secret that authenticates and encrypts client and peer traffic (default DATA_DIR/cluster.secret); the member listed first in --initial-cluster (or alone) creates it on its first start if it is missing; every other member and every client needs a copy (mode 0600); without this option, CAIRN_SECRET in the environment may hold the secret's text instead", set_secret_file},
 	{"insecure", OPT_BOOL, "", "no secure channel: clients and peers talk plaintext, unauthenticated (for tests on one machine; every member and client must agree)", set_insecure},
 	{"generate-secret", OPT_ARG, "FILE", "write a new cluster secret to FILE (a new file, mode 0600), then exit", set_generate},
 };
@@ -502,6 +502,7 @@ static int finish(struct config *cfg, char *err, size_t len)
 	if (cfg->data_dir[0] == '\0')
 		snprintf(cfg->data_dir, sizeof cfg->data_dir, "./cairn-%llu.data",
 		         (unsigned long long)cfg->id);
+	cfg->secret_file_given = cfg->secret_file[0] != '\0';
 	if (cfg->secret_file[0] == '\0' &&
 	    snprintf(cfg->secret_file, sizeof cfg->secret_file,
 	             "%s/cluster.secret",

@@ -45,6 +45,7 @@ struct config {
 	/* security */
 	bool insecure; /* plaintext for clients and peers */
 	char secret_file[1024]; /* default DATA_DIR/cluster.secret */
+	bool secret_file_given; /* --cluster-secret-file was given */
 	char generate_secret[1024]; /* write a new secret file here and exit */
 	uint8_t secret[SECURE_KEY_BYTES]; /* loaded at start (security.h) */
 };

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -83,11 +84,21 @@ static int generate(struct config *cfg, char *err, size_t len)
 
 int security_setup(struct config *cfg, char *err, size_t len)
 {
+	const char *env = getenv("CAIRN_SECRET");
 	char fp[SECRET_FINGERPRINT_LEN];
 	int rv;
 
 	if (cfg->insecure) {
 		warn_insecure(cfg);
+		return 0;
+	}
+	if (!cfg->secret_file_given && env != NULL && *env != '\0') {
+		rv = secret_parse(env, cfg->secret, err, len);
+		if (rv != 0)
+			return rv;
+		secret_fingerprint(cfg->secret, fp);
+		log_info("cluster secret from CAIRN_SECRET (fingerprint %s)",
+		         fp);
 		return 0;
 	}
 	if (!exists(cfg->secret_file)) {

@@ -4,8 +4,11 @@
  * Every member and every client holds the same cluster secret; client and
  * peer connections run the secure channel (lib/secure.h) with it. At start:
  *
- *   - the secret file (--cluster-secret-file, default DATA_DIR/cluster.secret)
- *     exists: it is loaded (a file others may read is refused);
+ *   - --cluster-secret-file names a file: it is loaded (a file others may
+ *     read is refused), or created as below;
+ *   - else CAIRN_SECRET in the environment holds the secret's text (the
+ *     file's contents, for a member given them like a join token): used;
+ *   - else DATA_DIR/cluster.secret exists: it is loaded;
  *   - it does not, and this member bootstraps a new cluster as the member
  *     listed first in --initial-cluster (or alone), with no Raft state yet:
  *     it writes a new secret there (mode 0600) and says where, and that the

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The secure channel end to end: the first member creates the cluster secret
-# (mode 0600) and the others refuse to start without a copy; clients and
-# members with another secret are refused with a clear error on both sides
-# while the cluster keeps working; tampered, replayed, reordered and cut
-# frames end the connection and are logged; plaintext clients and peers are
+# (mode 0600) and the others refuse to start without a copy (or its text in
+# CAIRN_SECRET); clients and members with another secret are refused with a
+# clear error on both sides while the cluster keeps working; tampered,
+# replayed, reordered and cut frames end the connection and are logged, and
+# so do peers that stop mid-handshake; plaintext clients and peers are
 # refused by a secure member, and the reverse; --insecure, the only way to
 # plaintext, is allowed on any address but warned about off loopback.
 . "$CAIRN_SRCDIR/tests/integration/lib.sh"
@@ -44,6 +45,14 @@ ok "a restart without the secret file is refused" \
 	sh -c "! '$STORE' --id 1 --data-dir '$DATA/data1' --listen-client 127.0.0.1:${CPORT[1]} \
 		--listen-peer 127.0.0.1:${PPORT[1]} 2>'$TESTDIR/restart.err'"
 ok "... saying where the file belongs" grep -q "cluster secret file $secret does not exist" "$TESTDIR/restart.err"
+export CAIRN_SECRET
+CAIRN_SECRET=$(cat "$TESTDIR/saved.secret")
+member_start 1
+unset CAIRN_SECRET
+ok "a member given the secret's text in CAIRN_SECRET starts" wait_until 10 \
+	env CAIRN_SECRET_FILE="$TESTDIR/saved.secret" "$CTL" --endpoints "$(member_endpoint 1)" get first
+ok "... and says where its secret comes from" grep -q "cluster secret from CAIRN_SECRET" "$TESTDIR/m1.log"
+member_kill 1 TERM
 ok "a joining member without it is refused" \
 	sh -c "! '$STORE' --id 7 --data-dir '$TESTDIR/join7' --join 2>'$TESTDIR/join.err'"
 ok "... too" grep -q "does not exist" "$TESTDIR/join.err"
@@ -96,6 +105,19 @@ exec 3<&-
 ok "a non-peer on the peer port is refused and logged" wait_until 5 \
 	grep -q "not a cairn peer" "$TESTDIR/m1.log"
 
+# Peers that stop mid-handshake: one closes after its preamble and part of
+# its HELLO, one says nothing after its preamble (the handshake times out).
+exec 3<>"/dev/tcp/127.0.0.1/${PPORT[1]}" && printf 'CRNP\001\000\000\000\010\000\000\000\000\000\000\000CRNS\001abc' >&3 && sleep 0.3
+exec 3<&-
+ok "a peer that closes mid-handshake is logged" wait_until 5 \
+	grep -q "member 8): secure channel: handshake: the peer closed the connection during the handshake" "$TESTDIR/m1.log"
+(
+	exec 3<>"/dev/tcp/127.0.0.1/${PPORT[1]}" &&
+		printf 'CRNP\001\000\000\000\007\000\000\000\000\000\000\000' >&3 &&
+		exec sleep 7
+) &
+ALL_PIDS+=("$!")
+
 # A member with another secret cannot join.
 PPORT[4]=$(free_port)
 TAKEN_PORTS="$TAKEN_PORTS${PPORT[4]} "
@@ -112,6 +134,8 @@ ok "the member never receives the data" sh -c "! '$CTL' --secret-file '$TESTDIR/
 ok "remove it" ctl member remove 4
 member_kill 4 KILL
 ok "writes go on" ctl put after-bad-member yes
+ok "a peer silent after its preamble is dropped after 5 s" wait_until 10 \
+	grep -q "member 7): no handshake within 5000 ms (in state handshake)" "$TESTDIR/m1.log"
 cluster_stop_checked >"$TESTDIR/stop.out"
 is "members stop cleanly on SIGTERM, nothing leaked" "" "$(cat "$TESTDIR/stop.out")"
 
