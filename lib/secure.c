@@ -103,8 +103,7 @@ void secure_close(struct secure *s)
 	sodium_memzero(s, sizeof *s);
 }
 
-/* ---- key schedule
- * ------------------------------------------------------------ */
+/* ---- key schedule -------------------------------------------------------- */
 
 /* th = H(label, HELLO, the public part of REPLY). */
 static void transcript(struct secure *s, const uint8_t *reply_pub)
@@ -170,8 +169,7 @@ static void schedule(const struct secure *s, const uint8_t *kx_c2s,
 	derive(s, "proof-c", kx_c2s, kx_s2c, k->mac_c);
 }
 
-/* ---- the handshake
- * ------------------------------------------------------------ */
+/* ---- the handshake ------------------------------------------------------- */
 
 static void put_pub(uint8_t *p, const uint8_t *epk)
 {
@@ -348,8 +346,7 @@ static size_t handshake_size(const struct secure *s)
 	}
 }
 
-/* ---- frames
- * --------------------------------------------------------------------- */
+/* ---- frames -------------------------------------------------------------- */
 
 /* Keeps only printable ASCII of an alert's reason. */
 static void sanitize(char *dst, size_t cap, const uint8_t *p, size_t n)
@@ -420,8 +417,7 @@ static int check_len(struct secure *s, uint32_t clen)
 	return 0;
 }
 
-/* ---- receiving
- * ------------------------------------------------------------------- */
+/* ---- receiving ----------------------------------------------------------- */
 
 static size_t pending(const struct secure *s)
 {
@@ -566,8 +562,7 @@ const char *secure_eof(struct secure *s)
 	return s->errmsg;
 }
 
-/* ---- sending
- * ----------------------------------------------------------------------- */
+/* ---- sending ------------------------------------------------------------- */
 
 static void seal_one(struct secure *s, const uint8_t *m, size_t n, uint8_t tag,
                      uint8_t *out)

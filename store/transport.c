@@ -125,8 +125,7 @@ struct transport {
 	struct note notes[NOTES];
 };
 
-/* ---- helpers
- * ----------------------------------------------------------------- */
+/* ---- helpers ------------------------------------------------------------- */
 
 static void put64(uint8_t *p, uint64_t v)
 {
@@ -201,8 +200,7 @@ static void note(struct transport *tr, uint64_t key, int level, const char *fmt,
 	n->quiet = 0;
 }
 
-/* ---- the pconn state machine
- * ---------------------------------------------------- */
+/* ---- the pconn state machine --------------------------------------------- */
 
 static const char *const pc_names[PC_NSTATES] = {
     [PC_DIALING] = "dialing",   [PC_SENDING] = "sending",
@@ -236,8 +234,7 @@ static void pc_move(struct pconn *p, enum pc_state to)
 	p->state = to;
 }
 
-/* ---- closing
- * ------------------------------------------------------------------------ */
+/* ---- closing ------------------------------------------------------------- */
 
 static void tr_maybe_closed(struct transport *tr)
 {
@@ -352,8 +349,7 @@ static void pconn_fail(struct pconn *p, int level, const char *fmt, ...)
 	pconn_close(p);
 }
 
-/* ---- writing
- * ----------------------------------------------------------------------- */
+/* ---- writing ------------------------------------------------------------- */
 
 static void flush_net(struct pconn *p);
 static void flush_local(struct pconn *p);
@@ -473,8 +469,7 @@ static void flush_local(struct pconn *p)
 	p->local_writing = true;
 }
 
-/* ---- the relay
- * ----------------------------------------------------------------------- */
+/* ---- the relay ----------------------------------------------------------- */
 
 static void alloc_local(uv_handle_t *h, size_t size, uv_buf_t *b)
 {
@@ -566,8 +561,7 @@ static uv_stream_t *give_raft_end(struct pconn *p)
 	return s;
 }
 
-/* ---- outbound
- * ------------------------------------------------------------------------ */
+/* ---- outbound ------------------------------------------------------------ */
 
 static int put_ident(struct transport *tr, struct buf *out)
 {
@@ -676,8 +670,7 @@ static void on_connected(uv_connect_t *c, int status)
 	flush_net(p);
 }
 
-/* ---- inbound
- * ------------------------------------------------------------------------- */
+/* ---- inbound ------------------------------------------------------------- */
 
 /* Inbound: the identity is complete at ident (IDENT_HDR + address bytes).
  * Returns 0 or -1 with p failed. */
@@ -801,8 +794,7 @@ static void inbound_plain_ident(struct pconn *p)
 		hand_over_tcp(p);
 }
 
-/* ---- reading from the network
- * ------------------------------------------------------------ */
+/* ---- reading from the network -------------------------------------------- */
 
 static void alloc_net(uv_handle_t *h, size_t size, uv_buf_t *b)
 {
@@ -920,8 +912,7 @@ static void on_net_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
 	}
 }
 
-/* ---- connections
- * ------------------------------------------------------------------------ */
+/* ---- connections --------------------------------------------------------- */
 
 static void on_timeout(uv_timer_t *t)
 {
@@ -1001,8 +992,7 @@ static void on_incoming(uv_stream_t *l, int status)
 	p->net_reading = true;
 }
 
-/* ---- the raft_uv_transport interface
- * ------------------------------------------------------ */
+/* ---- the raft_uv_transport interface ------------------------------------- */
 
 static int tr_init(struct raft_uv_transport *t, raft_id id, const char *address)
 {

@@ -294,8 +294,7 @@ TEST(clean_end)
 	return 0;
 }
 
-/* ---- the wrong secret -----------------------------------------------------
- */
+/* ---- the wrong secret ---------------------------------------------------- */
 
 TEST(wrong_key_fails_on_both_sides)
 {
@@ -305,8 +304,8 @@ TEST(wrong_key_fails_on_both_sides)
 	pump(&p, RANDOM);
 	/* The client sees the server's proof fail first... */
 	CHECK_EQ_INT(p.c_err, CAIRN_EAUTH);
-	CHECK(contains(secure_errmsg(&p.c),
-	               "does not know the cluster secret"));
+	CHECK(
+	    contains(secure_errmsg(&p.c), "does not know the cluster secret"));
 	CHECK(!secure_open(&p.c));
 	CHECK(!secure_can_seal(&p.c));
 	CHECK_EQ_INT(secure_seal(&p.c, "x", 1, &p.c_out), CAIRN_EPROTO);
@@ -314,8 +313,8 @@ TEST(wrong_key_fails_on_both_sides)
 	CHECK_EQ_INT(p.c_out.len, SECURE_FINISH_BYTES);
 	pump_last(&p);
 	CHECK_EQ_INT(p.s_err, CAIRN_EAUTH);
-	CHECK(contains(secure_errmsg(&p.s),
-	               "does not know the cluster secret"));
+	CHECK(
+	    contains(secure_errmsg(&p.s), "does not know the cluster secret"));
 	CHECK(!secure_open(&p.s));
 	pair_close(&p);
 	return 0;
@@ -378,8 +377,7 @@ TEST(tampered_handshake_bytes)
 	return 0;
 }
 
-/* ---- forged frames --------------------------------------------------------
- */
+/* ---- forged frames ------------------------------------------------------- */
 
 /* An open pair, and the server's next frames sealed in wire (not delivered). */
 static void open_pair(struct pair *p)
@@ -574,8 +572,7 @@ TEST(data_after_end_refused)
 	return 0;
 }
 
-/* ---- speaking to something else -------------------------------------------
- */
+/* ---- speaking to something else ------------------------------------------ */
 
 TEST(plaintext_client_recognized)
 {
@@ -708,8 +705,7 @@ TEST(random_mutations)
 	return 0;
 }
 
-/* ---- allocation failures ---------------------------------------------------
- */
+/* ---- allocation failures ------------------------------------------------- */
 
 /* Every allocation of a whole exchange fails in turn: the failing side says
  * "out of memory", nothing leaks. */
@@ -749,8 +745,7 @@ TEST(allocation_failures)
 #endif
 }
 
-/* ---- the secret file -------------------------------------------------------
- */
+/* ---- the secret file ----------------------------------------------------- */
 
 static char tmpdir[] = "/tmp/cairn-test-secret.XXXXXX";
 
