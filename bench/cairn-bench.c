@@ -20,6 +20,10 @@
  *   watch-latency  one put at a time (or --put-rate per second); the time
  *                  from its acknowledgement until each watcher has its event
  *   lease-keepalive each client grants a lease, then renews it
+ *
+ * The cluster secret comes from --secret-file or the environment
+ * (CAIRN_SECRET_FILE) as for cairnctl; --insecure measures plaintext against
+ * a store run with --insecure, the baseline of the secure channel's cost.
  */
 #include <getopt.h>
 #include <inttypes.h>
@@ -610,6 +614,8 @@ static void usage(FILE *out)
 	    "  --json            print the result as one JSON object\n"
 	    "  --request-timeout MS  give up on a request after MS, retries\n"
 	    "                    included (default 10000)\n"
+	    "  --secret-file F   the cluster secret (default $CAIRN_SECRET_FILE)\n"
+	    "  --insecure        plaintext, for a store run with --insecure\n"
 	    "See cairn-bench(1).\n");
 }
 
@@ -632,6 +638,7 @@ enum {
 	O_ENDPOINTS = 1, O_CONNS, O_CLIENTS, O_TOTAL, O_KEYSIZE, O_VALSIZE,
 	O_SEQ, O_KEYSPACE, O_CONSISTENCY, O_HELP, O_WATCHERS, O_RATE,
 	O_TXNOPS, O_STREAMS, O_PER_STREAM, O_TARGET_LEADER, O_JSON, O_TIMEOUT,
+	O_SECRET_FILE, O_INSECURE,
 };
 
 static const struct option options[] = {
@@ -655,6 +662,8 @@ static const struct option options[] = {
 	{"target-leader", no_argument, NULL, O_TARGET_LEADER},
 	{"json", no_argument, NULL, O_JSON},
 	{"request-timeout", required_argument, NULL, O_TIMEOUT},
+	{"secret-file", required_argument, NULL, O_SECRET_FILE},
+	{"insecure", no_argument, NULL, O_INSECURE},
 	{NULL, 0, NULL, 0},
 };
 
@@ -692,6 +701,8 @@ static void parse_option(struct bench *b, struct flags *f, int c)
 	case O_TIMEOUT:
 		b->opts.request_timeout_ms = (unsigned)num("--request-timeout", optarg, 1, 3600000);
 		break;
+	case O_SECRET_FILE: b->opts.secret_file = optarg; break;
+	case O_INSECURE: b->opts.insecure = true; break;
 	case 'h':
 	case O_HELP: usage(stdout); exit(0);
 	default: usage(stderr); exit(2);

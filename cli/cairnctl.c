@@ -70,6 +70,8 @@ struct ctx {
 	enum output out;
 	unsigned dial_ms;
 	unsigned cmd_ms;
+	const char *secret_file; /* NULL: the library reads the environment */
+	bool insecure;
 	const char
 	    *val[MAX_CMD_FLAGS]; /* command flags; "" for a set boolean */
 	char *args[MAX_ARGS];
@@ -464,9 +466,25 @@ static int read_stdin(struct buf *b)
 
 /* ---- the client ---------------------------------------------------------- */
 
+/* The client options of every command: timeouts and the cluster secret. */
+static struct cairn_options client_options(const struct ctx *x,
+                                           unsigned timeout_ms,
+                                           bool no_redirect)
+{
+	struct cairn_options o = {
+	    .dial_timeout_ms = x->dial_ms,
+	    .request_timeout_ms = timeout_ms,
+	    .no_redirect = no_redirect,
+	    .secret_file = x->secret_file,
+	    .insecure = x->insecure,
+	};
+
+	return o;
+}
+
 static int open_client(struct ctx *x)
 {
-	struct cairn_options o = {x->dial_ms, x->cmd_ms, false};
+	struct cairn_options o = client_options(x, x->cmd_ms, false);
 	char err[256] = "";
 	int rv = cairn_open(&x->cl, x->endpoints, &o, err, sizeof err);
 
@@ -1166,7 +1184,7 @@ static bool watch_options(struct ctx *x, struct cairn_watch_opts *o,
 /* Runs the loop until the watch ended, then until every handle closed. */
 static int watch_run(struct watch_run *r, const struct cairn_watch_opts *o)
 {
-	struct cairn_options co = {r->x->dial_ms, r->x->cmd_ms, false};
+	struct cairn_options co = client_options(r->x, r->x->cmd_ms, false);
 	char err[256] = "";
 	int rv = cairn_open_async(&r->cl, &r->loop, r->x->endpoints, &co, err,
 	                          sizeof err);
@@ -1672,7 +1690,7 @@ static int keepalive_handles(struct keepalive_run *k)
 /* Runs the loop until the run is done, then until every handle closed. */
 static int keepalive_run(struct keepalive_run *k)
 {
-	struct cairn_options co = {k->x->dial_ms, k->x->cmd_ms, false};
+	struct cairn_options co = client_options(k->x, k->x->cmd_ms, false);
 	char err[256] = "";
 	int rv = cairn_open_async(&k->cl, &k->loop, k->x->endpoints, &co, err,
 	                          sizeof err);
@@ -1762,7 +1780,7 @@ static int split_endpoints(const char *list, struct ep_status *st, int max)
 static int status_all(struct ctx *x, struct ep_status *st, int n,
                       unsigned timeout_ms)
 {
-	struct cairn_options o = {x->dial_ms, timeout_ms, true};
+	struct cairn_options o = client_options(x, timeout_ms, true);
 	struct cairn_op op = {.type = CAIRN_OP_STATUS};
 	uv_loop_t loop;
 	int rv = 0;
@@ -2109,7 +2127,9 @@ static int cmd_member_add(struct ctx *x)
 		             "added to the cluster as a learner");
 	if (rv == 0 && x->out != OUT_JSON)
 		printf("\nCAIRN_STORE_FLAGS: --id %" PRIu64
-		       " --join --listen-peer %s\n",
+		       " --join --listen-peer %s\n"
+		       "(and a copy of the cluster secret, unless the cluster "
+		       "runs --insecure)\n",
 		       op.member_id, peer);
 	cairn_result_free(r);
 	return rv;
@@ -2277,7 +2297,10 @@ static const struct cmd commands[] = {
      "  CAIRN_STORE_FLAGS: --id <ID> --join --listen-peer <IP:PORT>\n"
      "\n"
      "(the ID in 16 hex digits first, decimal in the flags): start the new\n"
-     "member with those flags, a new --data-dir and its --listen-client;\n"
+     "member with those flags, a new --data-dir and its --listen-client,\n"
+     "and a copy of the cluster secret (its --cluster-secret-file, by\n"
+     "default DATA_DIR/cluster.secret, mode 0600), unless the cluster runs\n"
+     "--insecure;\n"
      "once it has caught up, promote it. -o json prints the members after\n"
      "the change, as member list does. One membership change at a time:\n"
      "another one in progress makes this fail (exit status 1). A change\n"
@@ -2319,6 +2342,8 @@ enum {
 	G_WRITE_OUT,
 	G_DIAL,
 	G_COMMAND,
+	G_SECRET_FILE,
+	G_INSECURE,
 	G_HELP,
 	G_VERSION
 };
@@ -2332,6 +2357,14 @@ static const struct flag global_flags[] = {
      "per connection attempt (default 2s)"},
     {"command-timeout", 0, true, "DURATION",
      "per command, retries included (default 5s)"},
+    {"secret-file", 0, true, "FILE",
+     "the cluster secret: a copy of the first member's\n"
+     "                                DATA_DIR/cluster.secret (env "
+     "CAIRN_SECRET_FILE,\n"
+     "                                or the text in CAIRN_SECRET)"},
+    {"insecure", 0, false, NULL,
+     "plaintext, for a store run with --insecure\n"
+     "                                (env CAIRN_INSECURE=1)"},
     {"help", 'h', false, NULL, "this help; with a command, its help"},
     {"version", 0, false, NULL, "prints the version"},
 };
@@ -2622,6 +2655,13 @@ static int apply_globals(struct cmdline *cl)
 		            "--output: unknown format '%s' (simple, json or "
 		            "table)",
 		            out);
+		return EXIT_USAGE;
+	}
+	x->secret_file = cl->gval[G_SECRET_FILE];
+	x->insecure = cl->gval[G_INSECURE] != NULL;
+	if (x->secret_file != NULL && x->insecure) {
+		usage_error(cl->cmd, "--secret-file and --insecure exclude each "
+		                     "other");
 		return EXIT_USAGE;
 	}
 	x->dial_ms = 2000;

@@ -35,6 +35,7 @@
 #include "mp.h"
 #include "proto.h"
 #include "result.h"
+#include "secret.h"
 
 #define READ_CHUNK (64u << 10)
 /* id, op, cid, seq, ack and the map header, generously. */
@@ -1012,6 +1013,7 @@ static void on_conn_closed(uv_handle_t *h)
 	struct cairn_client *c = conn->c;
 
 	frame_reader_close(&conn->fr);
+	channel_close(&conn->ch);
 	buf_free(&conn->out);
 	buf_free(&conn->wbuf);
 	free(conn);
@@ -1139,6 +1141,36 @@ static void link_fail(struct cairn_client *c, int code, const char *fmt, ...)
 	link_retry(c, false, 0);
 }
 
+static void watches_end_all(struct cairn_client *c, int err, const char *msg);
+
+/* The member and this client do not share a secret (or it speaks
+ * plaintext): no request can succeed, so all fail now. */
+static void link_refused(struct cairn_client *c, const char *why)
+{
+	char msg[400];
+
+	snprintf(msg, sizeof msg, "%s: %s", c->eps[c->ep].name, why);
+	note_failure(c, CAIRN_EAUTH, "%s", why);
+	link_drop(c);
+	link_move(c, LINK_IDLE);
+	fail_all(c, CAIRN_EAUTH, msg);
+	watches_end_all(c, CAIRN_EAUTH, msg);
+}
+
+/* The secure channel failed: tell the member why if the socket takes it at
+ * once, then refuse (a wrong secret) or retry (a damaged stream). */
+static void channel_failed(struct cairn_client *c, struct conn *conn, int rv)
+{
+	char why[sizeof conn->c->eps[0].why];
+
+	snprintf(why, sizeof why, "%s", channel_errmsg(&conn->ch));
+	channel_last_words(&conn->ch, (uv_stream_t *)&conn->tcp);
+	if (rv == CAIRN_EAUTH)
+		link_refused(c, why);
+	else
+		link_fail(c, rv, "%s", why);
+}
+
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b)
 {
 	struct conn *conn = h->data;
@@ -1146,7 +1178,7 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b)
 	size_t len;
 
 	(void)suggested;
-	if (frame_space(&conn->fr, READ_CHUNK, &p, &len) != 0) {
+	if (channel_space(&conn->ch, &conn->fr, READ_CHUNK, &p, &len) != 0) {
 		b->base = NULL; /* on_read gets UV_ENOBUFS */
 		b->len = 0;
 		return;
@@ -1156,6 +1188,7 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b)
 }
 
 static void on_frame(struct conn *conn, const uint8_t *p, uint32_t len);
+static void conn_flush(struct conn *conn);
 
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
 {
@@ -1169,27 +1202,33 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
 	if (conn->dead)
 		return;
 	if (nread < 0) {
-		if (c->state == LINK_READY && !link_wanted(c)) {
+		const char *why = nread == UV_EOF ? channel_eof(&conn->ch) : NULL;
+		if (c->state == LINK_READY && !link_wanted(c) && why == NULL) {
 			link_drop(c); /* an idle link closed: not a failure */
 			link_move(c, LINK_IDLE);
 		} else if (nread == UV_EOF) {
 			link_fail(c, CAIRN_ECONN,
-			          "connection closed by the member");
+			          "connection closed by the member%s%s",
+			          why != NULL ? ": " : "", why != NULL ? why : "");
 		} else {
 			link_fail(c, CAIRN_ECONN, "read: %s",
 			          uv_strerror((int)nread));
 		}
 		return;
 	}
-	frame_commit(&conn->fr, (size_t)nread);
+	rv = channel_commit(&conn->ch, &conn->fr, (size_t)nread);
+	if (rv != 0) {
+		channel_failed(c, conn, rv);
+		return;
+	}
+	if (channel_has_raw(&conn->ch))
+		conn_flush(conn); /* the handshake's FINISH, the HELLO frame */
 	while (!conn->dead && (rv = frame_next(&conn->fr, &p, &len)) == 1)
 		on_frame(conn, p, len);
 	if (!conn->dead && rv != 0 && rv != 1)
 		link_fail(c, CAIRN_EPROTO, "answer frame larger than %u bytes",
 		          PROTO_RESP_FRAME_MAX);
 }
-
-static void conn_flush(struct conn *conn);
 
 static void on_write(uv_write_t *req, int status)
 {
@@ -1210,16 +1249,17 @@ static void on_write(uv_write_t *req, int status)
 /* Writes what was built since the last write, if no write is in progress. */
 static void conn_flush(struct conn *conn)
 {
-	struct buf tmp;
 	uv_buf_t b;
 	int rv;
 
-	if (conn->writing || conn->out.len == 0)
+	if (conn->writing || (conn->out.len == 0 && !channel_has_raw(&conn->ch)))
 		return;
-	tmp = conn->wbuf;
-	conn->wbuf = conn->out;
-	conn->out = tmp;
-	buf_reset(&conn->out);
+	if (channel_wire(&conn->ch, &conn->out, &conn->wbuf) != 0) {
+		link_fail(conn->c, CAIRN_ENOMEM, "out of memory");
+		return;
+	}
+	if (conn->wbuf.len == 0)
+		return; /* frames wait for the secure channel to open */
 	b.base = (char *)conn->wbuf.data;
 	b.len = conn->wbuf.len;
 	rv = uv_write(&conn->write, (uv_stream_t *)&conn->tcp, &b, 1, on_write);
@@ -1288,7 +1328,8 @@ static void on_connect(uv_connect_t *req, int status)
 		return;
 	}
 	rv = uv_read_start((uv_stream_t *)&conn->tcp, on_alloc, on_read);
-	if (rv == 0 && frame_hello(c, &conn->out) != 0)
+	if (rv == 0 && (channel_start(&conn->ch) != 0 ||
+	                frame_hello(c, &conn->out) != 0))
 		rv = UV_ENOMEM;
 	if (rv != 0) {
 		link_fail(c, CAIRN_ECONN, "%s", uv_strerror(rv));
@@ -1311,8 +1352,14 @@ static void link_connect(struct cairn_client *c, unsigned ep)
 		link_fail(c, CAIRN_ENOMEM, "out of memory");
 		return;
 	}
+	if (channel_init(&conn->ch, c->secure ? c->key : NULL, false) != 0) {
+		free(conn);
+		link_fail(c, CAIRN_ENOMEM, "out of memory");
+		return;
+	}
 	rv = uv_tcp_init(c->loop, &conn->tcp);
 	if (rv != 0) {
+		channel_close(&conn->ch);
 		free(conn);
 		link_fail(c, CAIRN_ECONN, "socket: %s", uv_strerror(rv));
 		return;
@@ -1417,6 +1464,14 @@ static void on_hello(struct cairn_client *c, int rv,
 	if (env->err == CAIRN_EVERSION ||
 	    (env->err == 0 && env->version != PROTO_VERSION)) {
 		version_mismatch(c, env);
+		return;
+	}
+	if (env->err == CAIRN_EAUTH) { /* it wants the secure channel */
+		char why[sizeof ep->why];
+		snprintf(why, sizeof why, "HELLO refused: %.*s",
+		         env->msg ? (int)env->msg_len : 0,
+		         env->msg ? env->msg : "");
+		link_refused(c, why);
 		return;
 	}
 	if (env->err != 0) {
@@ -2487,6 +2542,7 @@ int cairn_watch_progress(cairn_client *c)
 
 static void client_free(struct cairn_client *c)
 {
+	sodium_memzero(c->key, sizeof c->key);
 	free(c->by_wid.slot);
 	free(c->by_req.slot);
 	result_arena_free(c->scratch);
@@ -2565,12 +2621,65 @@ static int new_client_id(struct cairn_client *c)
 	return 0;
 }
 
+static bool env_set(const char *name)
+{
+	const char *v = getenv(name);
+
+	return v != NULL && *v != '\0';
+}
+
+/* The cluster secret from the options or the environment (see cairn.h). */
+static int load_secret(struct cairn_client *c, const struct cairn_options *o,
+                       char *err, size_t len)
+{
+	char inner[400];
+	const char *from;
+	int rv;
+
+	c->secure = true;
+	if (o != NULL && o->secret != NULL) {
+		from = "the secret option";
+		rv = secret_parse(o->secret, c->key, inner, sizeof inner);
+	} else if (o != NULL && o->secret_file != NULL) {
+		from = NULL;
+		rv = secret_load_file(o->secret_file, c->key, inner, sizeof inner);
+	} else if (o != NULL && o->insecure) {
+		c->secure = false;
+		return 0;
+	} else if (env_set("CAIRN_SECRET")) {
+		from = "CAIRN_SECRET";
+		rv = secret_parse(getenv("CAIRN_SECRET"), c->key, inner,
+		                  sizeof inner);
+	} else if (env_set("CAIRN_SECRET_FILE")) {
+		from = "CAIRN_SECRET_FILE";
+		rv = secret_load_file(getenv("CAIRN_SECRET_FILE"), c->key, inner,
+		                      sizeof inner);
+	} else if (env_set("CAIRN_INSECURE") &&
+	           strcmp(getenv("CAIRN_INSECURE"), "0") != 0) {
+		c->secure = false;
+		return 0;
+	} else {
+		snprintf(err, len,
+		         "no cluster secret: set CAIRN_SECRET_FILE to a copy of "
+		         "the store's DATA_DIR/cluster.secret (cairnctl "
+		         "--secret-file), or use insecure (--insecure) for a "
+		         "store run with --insecure");
+		return CAIRN_EAUTH;
+	}
+	if (rv != 0)
+		snprintf(err, len, "%s%s%s", from ? from : "", from ? ": " : "",
+		         inner);
+	return rv;
+}
+
 static void set_options(struct cairn_client *c, const struct cairn_options *o)
 {
 	const char *trace = getenv("CAIRN_TRACE");
 
 	if (o != NULL)
 		c->opts = *o;
+	c->opts.secret = NULL; /* borrowed: read by load_secret, not kept */
+	c->opts.secret_file = NULL;
 	if (c->opts.dial_timeout_ms == 0)
 		c->opts.dial_timeout_ms = CLIENT_DIAL_TIMEOUT_MS;
 	if (c->opts.request_timeout_ms == 0)
@@ -2601,7 +2710,7 @@ static int client_new(struct cairn_client **out, uv_loop_t *loop,
                       const char *endpoints, const struct cairn_options *opts,
                       char *errbuf, size_t errlen)
 {
-	char err[256] = "out of memory";
+	char err[512] = "out of memory";
 	struct cairn_client *c = calloc(1, sizeof *c);
 	int rv = CAIRN_ENOMEM;
 
@@ -2611,6 +2720,9 @@ static int client_new(struct cairn_client **out, uv_loop_t *loop,
 	if (rv != 0)
 		goto err_after_alloc;
 	set_options(c, opts);
+	rv = load_secret(c, opts, err, sizeof err);
+	if (rv != 0)
+		goto err_after_alloc;
 	rv = new_client_id(c);
 	if (rv != 0) {
 		snprintf(err, sizeof err, "libsodium failed to initialize");

@@ -38,6 +38,14 @@
  * Writes are coalesced: frames are built into the link's output buffer and a
  * libuv prepare handle writes them once per loop iteration.
  *
+ * Secure channel (lib/channel.h): unless the client is insecure, every link
+ * runs the secure handshake in HELLO state (the HELLO frame waits in the
+ * output buffer until the channel is open) and each write seals the output
+ * buffer as a few large frames. A member that does not share the client's
+ * secret, or that speaks plaintext, fails every request and watch at once
+ * with CAIRN_EAUTH (no other endpoint would do better); a forged or damaged
+ * frame only fails the link, which is retried like a lost one.
+ *
  * Watches ride on the same link but not in the window: a watch lives until
  * its final callback, across any number of links. Each has its own state
  * machine (checked and traced like the link's):
@@ -78,7 +86,9 @@
 
 #include "buf.h"
 #include "cairn.h"
+#include "channel.h"
 #include "frame.h"
+#include "secure.h"
 
 #define CLIENT_MAX_ENDPOINTS 64
 #define CLIENT_DIAL_TIMEOUT_MS 2000u
@@ -143,6 +153,7 @@ struct conn {
 	uv_write_t write;
 	struct cairn_client *c;
 	struct frame_reader fr;
+	struct channel ch; /* plaintext or secure: under fr, out and wbuf */
 	struct buf out;  /* frames built since the last write */
 	struct buf wbuf; /* frames being written */
 	bool writing;
@@ -216,7 +227,9 @@ struct cairn_client {
 	bool sync;
 	bool closing;
 	bool trace;
-	struct cairn_options opts;
+	struct cairn_options opts; /* the secret's pointers cleared */
+	bool secure;               /* else plaintext (insecure) */
+	uint8_t key[SECURE_KEY_BYTES];
 	struct endpoint *eps;
 	unsigned n_eps;
 	unsigned ep;    /* endpoint of the current or last link */

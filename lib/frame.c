@@ -56,6 +56,12 @@ int frame_space(struct frame_reader *fr, size_t want, uint8_t **p, size_t *len)
 	return 0;
 }
 
+struct buf *frame_sink(struct frame_reader *fr)
+{
+	compact(fr);
+	return &fr->in;
+}
+
 void frame_commit(struct frame_reader *fr, size_t n)
 {
 	fr->in.len += n;

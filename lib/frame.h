@@ -30,6 +30,11 @@ int frame_space(struct frame_reader *fr, size_t want, uint8_t **p, size_t *len);
 /* Records that n bytes were written at the space last handed out. */
 void frame_commit(struct frame_reader *fr, size_t n);
 
+/* For a reader fed by a decrypting layer: moves the unconsumed bytes to the
+ * front and returns the buffer to append received bytes to. Payloads handed
+ * out before are invalid afterwards. */
+struct buf *frame_sink(struct frame_reader *fr);
+
 /*
  * Takes the next complete frame: returns 1 with *payload and *len pointing into the
  * buffer (valid until the next frame_space/frame_commit), 0 when more bytes are

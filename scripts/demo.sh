@@ -49,12 +49,17 @@ for i in 1 2 3; do
 	ENDPOINTS="${ENDPOINTS:+$ENDPOINTS,}127.0.0.1:${CPORT[$i]}"
 done
 export CAIRN_ENDPOINTS=$ENDPOINTS
+# Member 1, listed first, creates the cluster secret; the others and the
+# client use its file.
+SECRET=$DIR/data1/cluster.secret
+export CAIRN_SECRET_FILE=$SECRET
 
 start() {
 	"$STORE" --id "$1" --data-dir "$DIR/data$1" \
 		--listen-client "127.0.0.1:${CPORT[$1]}" \
 		--listen-peer "127.0.0.1:${PPORT[$1]}" \
-		--initial-cluster "$INITIAL" >>"$DIR/member$1.log" 2>&1 &
+		--initial-cluster "$INITIAL" \
+		--cluster-secret-file "$SECRET" >>"$DIR/member$1.log" 2>&1 &
 	PIDS[$1]=$!
 }
 
@@ -84,7 +89,10 @@ wait_leader() {
 
 step "starting three members on loopback (data in $DIR)"
 echo "initial cluster: $INITIAL"
-for i in 1 2 3; do start "$i"; done
+start 1
+for i in $(seq 1 100); do [ -s "$SECRET" ] && break; sleep 0.05; done
+grep "cluster secret" "$DIR/member1.log" | sed 's/^[^ ]* [^ ]* *//'
+for i in 2 3; do start "$i"; done
 wait_leader
 run "$CTL" -o table endpoint status
 

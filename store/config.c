@@ -292,6 +292,35 @@ static int set_log_level(struct config *cfg, const char *v, char *err,
 	return 0;
 }
 
+static int set_secret_file(struct config *cfg, const char *v, char *err,
+                           size_t len)
+{
+	return copy_str(cfg->secret_file, sizeof cfg->secret_file, v,
+	                "--cluster-secret-file", err, len);
+}
+
+static int set_generate(struct config *cfg, const char *v, char *err,
+                        size_t len)
+{
+	return copy_str(cfg->generate_secret, sizeof cfg->generate_secret, v,
+	                "--generate-secret", err, len);
+}
+
+static int set_insecure(struct config *cfg, const char *v, char *err,
+                        size_t len)
+{
+	if (v == NULL || strcmp(v, "true") == 0 || strcmp(v, "1") == 0) {
+		cfg->insecure = true;
+		return 0;
+	}
+	if (strcmp(v, "false") == 0 || strcmp(v, "0") == 0) {
+		cfg->insecure = false;
+		return 0;
+	}
+	snprintf(err, len, "insecure: '%s' is not true or false", v);
+	return -1;
+}
+
 static const struct setting settings[] = {
 	{"id", OPT_ARG, "N", "this member's id, a positive integer (required)", set_id},
 	{"name", OPT_ARG, "NAME", "a human-readable name (default member-ID)", set_name},
@@ -311,6 +340,9 @@ static const struct setting settings[] = {
 	{"force-new-cluster", OPT_ARG, "confirm", "recover from a lost quorum: make this member's data directory a one-member cluster, then exit; only with every member stopped, on the survivor with the highest revision; then start it as usual and add members back", set_force},
 	{"restore-from", OPT_ARG, "FILE", "build this member's new data directory from a backup (cairnctl snapshot save), then exit; run it on every member with the same backup and --initial-cluster, then start them", set_restore},
 	{"log-level", OPT_ARG, "LEVEL", "error, warn, info or debug (default info)", set_log_level},
+	{"cluster-secret-file", OPT_ARG, "FILE", "the cluster secret that authenticates and encrypts client and peer traffic (default DATA_DIR/cluster.secret); the member listed first in --initial-cluster (or alone) creates it on its first start if it is missing; every other member and every client needs a copy (mode 0600); without this option, CAIRN_SECRET in the environment may hold the secret's text instead", set_secret_file},
+	{"insecure", OPT_BOOL, "", "no secure channel: clients and peers talk plaintext, unauthenticated (for tests on one machine; every member and client must agree)", set_insecure},
+	{"generate-secret", OPT_ARG, "FILE", "write a new cluster secret to FILE (a new file, mode 0600), then exit", set_generate},
 };
 #define N_SETTINGS (sizeof settings / sizeof settings[0])
 
@@ -467,6 +499,8 @@ static int finish(struct config *cfg, char *err, size_t len)
 {
 	unsigned i;
 
+	if (cfg->generate_secret[0] != '\0')
+		return 0; /* nothing else is needed */
 	if (cfg->id == 0) {
 		snprintf(err, len, "--id is required (a positive integer)");
 		return -1;
@@ -484,6 +518,15 @@ static int finish(struct config *cfg, char *err, size_t len)
 	if (cfg->data_dir[0] == '\0')
 		snprintf(cfg->data_dir, sizeof cfg->data_dir, "./cairn-%llu.data",
 		         (unsigned long long)cfg->id);
+	cfg->secret_file_given = cfg->secret_file[0] != '\0';
+	if (cfg->secret_file[0] == '\0' &&
+	    snprintf(cfg->secret_file, sizeof cfg->secret_file,
+	             "%s/cluster.secret",
+	             cfg->data_dir) >= (int)sizeof cfg->secret_file) {
+		snprintf(err, len, "--data-dir: too long for the default "
+		                   "--cluster-secret-file");
+		return -1;
+	}
 	for (i = 0; i < cfg->n_members && cfg->listen_peer[0] == '\0'; i++)
 		if (cfg->members[i].id == cfg->id)
 			strcpy(cfg->listen_peer, cfg->members[i].peer);

@@ -11,6 +11,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "secure.h"
+
 #define CONFIG_MAX_MEMBERS 16
 #define CONFIG_ADDR_LEN 64
 
@@ -41,6 +43,12 @@ struct config {
 	char restore_from[1024]; /* restore this backup into data_dir and exit */
 	unsigned watch_progress_ms;
 	int log_level;
+	/* security */
+	bool insecure; /* plaintext for clients and peers */
+	char secret_file[1024]; /* default DATA_DIR/cluster.secret */
+	bool secret_file_given; /* --cluster-secret-file was given */
+	char generate_secret[1024]; /* write a new secret file here and exit */
+	uint8_t secret[SECURE_KEY_BYTES]; /* loaded at start (security.h) */
 };
 
 /* What config_parse() asks the caller to do. */

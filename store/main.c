@@ -17,6 +17,7 @@
 #include "node.h"
 #include "recover.h"
 #include "restore.h"
+#include "security.h"
 #include "server.h"
 
 struct store {
@@ -85,6 +86,12 @@ int main(int argc, char **argv)
 	if (rv != 0)
 		return rv;
 	signal(SIGPIPE, SIG_IGN);
+	if (st.cfg.generate_secret[0] != '\0') {
+		rv = security_generate(st.cfg.generate_secret, err, sizeof err);
+		if (rv != 0)
+			fprintf(stderr, "cairn-store: %s\n", err);
+		return rv == 0 ? 0 : 1;
+	}
 	log_level = st.cfg.log_level;
 	snprintf(prefix, sizeof prefix, "%s", st.cfg.name);
 	log_set_prefix(prefix);
@@ -99,6 +106,11 @@ int main(int argc, char **argv)
 		if (rv != 0)
 			log_error("cannot restore: %s", err);
 		return rv == 0 ? 0 : 1;
+	}
+	rv = security_setup(&st.cfg, err, sizeof err);
+	if (rv != 0) {
+		log_error("cannot start: %s", err);
+		return 1;
 	}
 	uv_loop_init(&st.loop);
 	rv = node_start(&st.node, &st.loop, &st.cfg, err, sizeof err);

@@ -18,6 +18,7 @@
 #include "fsm.h"
 #include "log.h"
 #include "node.h"
+#include "secure_fd.h"
 #include "server.h"
 
 struct change {
@@ -170,9 +171,11 @@ struct removal_check {
 	unsigned n;
 	bool removed;
 	char who[PROTO_MAX_ATTR];
+	bool secure; /* the members' client port speaks the secure channel */
+	uint8_t key[SECURE_KEY_BYTES];
 };
 
-static bool send_request(int fd, uint64_t id, unsigned op)
+static bool send_request(struct secure_fd *sf, uint64_t id, unsigned op)
 {
 	struct buf b = BUF_INIT;
 	struct mp_writer w;
@@ -190,7 +193,7 @@ static bool send_request(int fd, uint64_t id, unsigned op)
 		mp_put_uint(&w, PROTO_VERSION);
 	}
 	ok = w.err == 0 && proto_frame_end(&b, at, PROTO_REQ_FRAME_MAX) == 0 &&
-	     send(fd, b.data, b.len, MSG_NOSIGNAL) == (ssize_t)b.len;
+	     secure_fd_send(sf, b.data, b.len) == 0;
 	buf_free(&b);
 	return ok;
 }
@@ -252,10 +255,14 @@ void member_read_answer(const uint8_t *p, uint32_t len, uint64_t self,
 	}
 }
 
-/* One member asked with blocking I/O (a worker thread, 1 s timeouts).
- * Returns true when it has a leader and answered the member list. */
-static bool ask(const char *addr, uint64_t self, bool *removed)
+/* One member asked with blocking I/O (a worker thread, 1 s timeouts), over
+ * the secure channel unless the cluster runs plaintext. Returns true when it
+ * has a leader and answered the member list. */
+static bool ask(const struct removal_check *rc, const char *addr,
+                bool *removed)
 {
+	struct secure_fd sf;
+	uint64_t self = rc->self;
 	struct timeval tv = {1, 0};
 	struct sockaddr_in sa;
 	struct frame_reader fr;
@@ -286,17 +293,23 @@ static bool ask(const char *addr, uint64_t self, bool *removed)
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
 	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
 	frame_reader_init(&fr, PROTO_RESP_FRAME_MAX);
+	memset(&sf, 0, sizeof sf);
 	if (connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0 &&
-	    send_request(fd, 1, PROTO_OP_HELLO) &&
-	    send_request(fd, 2, PROTO_OP_MEMBERS)) {
+	    secure_fd_open(&sf, fd, rc->secure ? rc->key : NULL) == 0 &&
+	    send_request(&sf, 1, PROTO_OP_HELLO) &&
+	    send_request(&sf, 2, PROTO_OP_MEMBERS)) {
 		while (listed < 0 && frame_space(&fr, 65536, &p, &room) == 0 &&
-		       (k = recv(fd, p, room, 0)) > 0) {
+		       (k = secure_fd_recv(&sf, p, room)) > 0) {
 			frame_commit(&fr, (size_t)k);
 			while (frame_next(&fr, &payload, &len) == 1)
 				member_read_answer(payload, len, self, &leader,
 				                   &listed);
 		}
 	}
+	if (sf.err[0] != '\0')
+		log_debug("asking %s whether this member was removed: %s", addr,
+		          sf.err);
+	secure_fd_close(&sf);
 	frame_reader_close(&fr);
 	close(fd);
 	if (leader == 0 || listed < 0)
@@ -311,7 +324,7 @@ static void check_work(uv_work_t *w)
 	unsigned i;
 
 	for (i = 0; i < rc->n; i++) {
-		if (ask(rc->addrs[i], rc->self, &rc->removed)) {
+		if (ask(rc, rc->addrs[i], &rc->removed)) {
 			snprintf(rc->who, sizeof rc->who, "%s", rc->addrs[i]);
 			return;
 		}
@@ -331,6 +344,7 @@ static void check_done(uv_work_t *w, int status)
 		n->closing = true;
 		uv_kill(uv_os_getpid(), SIGTERM);
 	}
+	sodium_memzero(rc->key, sizeof rc->key);
 	free(rc);
 }
 
@@ -346,6 +360,8 @@ void member_check_removed(struct node *n)
 		return;
 	rc->node = n;
 	rc->self = n->cfg->id;
+	rc->secure = !n->cfg->insecure;
+	memcpy(rc->key, n->cfg->secret, sizeof rc->key);
 	for (i = 0; i < n->fsm.n_members; i++) {
 		if (n->fsm.members[i].id == rc->self ||
 		    n->fsm.members[i].client[0] == '\0')
@@ -355,6 +371,7 @@ void member_check_removed(struct node *n)
 	rc->work.data = rc;
 	if (rc->n == 0 || uv_queue_work(n->loop, &rc->work, check_work,
 	                                check_done) != 0) {
+		sodium_memzero(rc->key, sizeof rc->key);
 		free(rc);
 		return;
 	}

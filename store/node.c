@@ -31,6 +31,7 @@
 #include "member.h"
 #include "mvcc.h"
 #include "server.h"
+#include "transport.h"
 
 #define POLL_MS 10
 
@@ -791,13 +792,13 @@ static int start_raft(struct node *n, char *err, size_t len)
 	rv = check_peer_port(cfg->listen_peer, err, len);
 	if (rv != 0)
 		return rv;
-	rv = raft_uv_tcp_init(&n->transport, n->loop);
+	/* Peers talk through the secure channel (store/transport.c). */
+	rv = transport_init(&n->transport, n->loop, cfg->listen_peer,
+	                    cfg->insecure ? NULL : cfg->secret);
 	if (rv != 0) {
 		snprintf(err, len, "peer transport: %s", raft_strerror(rv));
 		return CAIRN_EIO;
 	}
-	if (strcmp(cfg->listen_peer, config_own_peer(cfg)) != 0)
-		raft_uv_tcp_set_bind_address(&n->transport, cfg->listen_peer);
 	rv = raft_uv_init(&n->io, n->loop, cfg->data_dir, &n->transport);
 	if (rv != 0) {
 		snprintf(err, len, "raft storage in %s: %s", cfg->data_dir,
@@ -834,7 +835,7 @@ static int start_raft(struct node *n, char *err, size_t len)
 err_after_io:
 	raft_uv_close(&n->io);
 err_after_transport:
-	raft_uv_tcp_close(&n->transport);
+	transport_free(&n->transport);
 	return CAIRN_EIO;
 }
 
@@ -879,7 +880,7 @@ static void handle_closed(uv_handle_t *h)
 
 	/* The check handle closes last (see raft_closed). */
 	raft_uv_close(&n->io);
-	raft_uv_tcp_close(&n->transport);
+	transport_free(&n->transport);
 	fsm_close(&n->fsm);
 	buf_free(&n->batch_buf);
 	waitq_free(&n->batch_waiters);

@@ -9,6 +9,12 @@
  * In DRAINING nothing more is read; the output is written, then the handle is
  * closed. The memory goes when the handle is closed and no request waiting on
  * the node holds a reference.
+ *
+ * The byte path goes through a channel (lib/channel.h): the secure channel
+ * unless the member runs with --insecure. Its handshake runs before HANDSHAKE
+ * sees a frame; a client that fails it (another secret, a forged frame, a
+ * plaintext client) is logged with the reason, told why when the socket takes
+ * it at once, and closed (secure_refused below).
  */
 #include "server.h"
 
@@ -16,6 +22,7 @@
 #include <string.h>
 
 #include "cairn.h"
+#include "channel.h"
 #include "exec.h"
 #include "frame.h"
 #include "log.h"
@@ -33,6 +40,7 @@ struct conn {
 	uv_write_t wreq;
 	struct server *srv;
 	struct frame_reader in;
+	struct channel ch;  /* plaintext or secure, under in and out */
 	struct buf out;     /* answers not yet handed to the kernel */
 	struct buf writing; /* the bytes of the write in progress */
 	struct mp_writer w;
@@ -88,6 +96,7 @@ void conn_put(struct conn *c)
 	if (--c->refs > 0)
 		return;
 	frame_reader_close(&c->in);
+	channel_close(&c->ch);
 	buf_free(&c->out);
 	buf_free(&c->writing);
 	free(c);
@@ -169,15 +178,19 @@ static void write_cb(uv_write_t *req, int status)
 
 static void start_write(struct conn *c)
 {
-	struct buf tmp;
 	uv_buf_t b;
 	int rv;
 
-	if (c->writing_active || c->out.len == 0 || c->state == CONN_CLOSED)
+	if (c->writing_active || c->state == CONN_CLOSED ||
+	    (c->out.len == 0 && !channel_has_raw(&c->ch)))
 		return;
-	tmp = c->writing;
-	c->writing = c->out;
-	c->out = tmp;
+	if (channel_wire(&c->ch, &c->out, &c->writing) != 0) {
+		log_warn("client connection: out of memory sealing answers");
+		conn_close(c);
+		return;
+	}
+	if (c->writing.len == 0)
+		return;
 	b = uv_buf_init((char *)c->writing.data, (unsigned)c->writing.len);
 	c->wreq.data = c;
 	rv = uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &b, 1, write_cb);
@@ -619,7 +632,7 @@ static void alloc_cb(uv_handle_t *h, size_t size, uv_buf_t *b)
 	size_t len;
 
 	(void)size;
-	if (frame_space(&c->in, READ_CHUNK, &p, &len) != 0) {
+	if (channel_space(&c->ch, &c->in, READ_CHUNK, &p, &len) != 0) {
 		*b = uv_buf_init(NULL, 0); /* read_cb gets UV_ENOBUFS */
 		return;
 	}
@@ -628,8 +641,20 @@ static void alloc_cb(uv_handle_t *h, size_t size, uv_buf_t *b)
 
 static void read_eof(struct conn *c)
 {
+	bool opened = c->ch.sec != NULL && secure_open(c->ch.sec);
+	const char *why = channel_eof(&c->ch);
+	char peer[64];
 	char msg[128];
 
+	if (why != NULL) {
+		channel_peer_name(&c->tcp, peer, sizeof peer);
+		if (opened) /* not a mere port probe */
+			log_info("client %s: %s", peer, why);
+		else
+			log_debug("client %s: %s", peer, why);
+		conn_close(c);
+		return;
+	}
 	if (frame_pending(&c->in) == 0) {
 		conn_close(c);
 		return;
@@ -637,6 +662,59 @@ static void read_eof(struct conn *c)
 	snprintf(msg, sizeof msg, "connection closed inside a frame (%zu bytes of it received)",
 	         frame_pending(&c->in));
 	conn_fail(c, 0, 0, CAIRN_EPROTO, msg);
+}
+
+/* Tells a plaintext client, in its own protocol, why it is refused. */
+static void refuse_plaintext(struct conn *c, const char *msg)
+{
+	struct buf b = BUF_INIT;
+	struct mp_writer w;
+	size_t at = proto_frame_begin(&b);
+	uv_buf_t ub;
+
+	mp_writer_init(&w, &b);
+	exec_error(&w, 0, PROTO_OP_HELLO, CAIRN_EAUTH, msg, 0, NULL);
+	if (w.err == 0 &&
+	    proto_frame_end(&b, at, PROTO_RESP_FRAME_MAX) == 0) {
+		ub = uv_buf_init((char *)b.data, (unsigned)b.len);
+		(void)uv_try_write((uv_stream_t *)&c->tcp, &ub, 1);
+	}
+	buf_free(&b);
+}
+
+/* The secure channel failed: log why, tell the client if it can hear it,
+ * close. */
+static void secure_refused(struct conn *c)
+{
+	char peer[64];
+
+	channel_peer_name(&c->tcp, peer, sizeof peer);
+	if (secure_plaintext_peer(c->ch.sec)) {
+		log_warn("client %s: refused: it speaks plaintext; this member "
+		         "requires the secure channel",
+		         peer);
+		refuse_plaintext(c, "this member requires the secure channel: "
+		                    "give the client the cluster secret "
+		                    "(CAIRN_SECRET_FILE, cairnctl --secret-file)");
+	} else {
+		log_warn("client %s: %s", peer, channel_errmsg(&c->ch));
+		channel_last_words(&c->ch, (uv_stream_t *)&c->tcp);
+	}
+	conn_close(c);
+}
+
+/* A client opened the secure channel with a member run with --insecure. */
+static void insecure_refused(struct conn *c)
+{
+	char peer[64];
+
+	channel_peer_name(&c->tcp, peer, sizeof peer);
+	log_warn("client %s: refused: it opens the secure channel, but this "
+	         "member runs with --insecure (plaintext)",
+	         peer);
+	refuse_plaintext(c, "this member runs with --insecure: it speaks "
+	                    "plaintext only");
+	conn_close(c);
 }
 
 static void read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *b)
@@ -656,7 +734,19 @@ static void read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *b)
 		conn_close(c);
 		return;
 	}
-	frame_commit(&c->in, (size_t)nread);
+	rv = channel_commit(&c->ch, &c->in, (size_t)nread);
+	if (rv != 0) {
+		secure_refused(c);
+		return;
+	}
+	if (channel_has_raw(&c->ch))
+		mark_dirty(c); /* the handshake's reply */
+	if (c->ch.sec == NULL && c->state == CONN_HANDSHAKE &&
+	    frame_pending(&c->in) >= 4 &&
+	    memcmp(c->in.in.data + c->in.pos, SECURE_MAGIC, 4) == 0) {
+		insecure_refused(c);
+		return;
+	}
 	while (c->state == CONN_HANDSHAKE || c->state == CONN_OPEN) {
 		rv = frame_next(&c->in, &payload, &len);
 		if (rv == 0)
@@ -688,6 +778,12 @@ static void accept_cb(uv_stream_t *listener, int status)
 	c->refs = 1; /* the handle's */
 	c->state = CONN_HANDSHAKE;
 	frame_reader_init(&c->in, PROTO_REQ_FRAME_MAX);
+	if (channel_init(&c->ch, s->cfg->insecure ? NULL : s->cfg->secret,
+	                 true) != 0) {
+		log_error("accept: out of memory");
+		free(c);
+		return;
+	}
 	uv_tcp_init(s->loop, &c->tcp);
 	c->tcp.data = c;
 	s->open_handles++;

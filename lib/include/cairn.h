@@ -57,7 +57,8 @@ extern "C" {
 	X(CAIRN_ENOLEASE, 21, "lease not found")                               \
 	X(CAIRN_ELEASEEXISTS, 22, "lease already exists")                      \
 	X(CAIRN_EBUSY, 23, "a membership change is already in progress")       \
-	X(CAIRN_ENOMEMBER, 24, "no such member")
+	X(CAIRN_ENOMEMBER, 24, "no such member")                               \
+	X(CAIRN_EAUTH, 25, "cluster secret missing, unreadable or not shared")
 
 enum cairn_error {
 	CAIRN_OK = 0,
@@ -248,11 +249,29 @@ struct cairn_result {
 CAIRN_API void cairn_result_free(struct cairn_result *res);
 
 /* Client options. Zero values select the defaults noted. */
+/*
+ * The cluster secret. cairn-store talks only through its secure channel
+ * (unless run with --insecure), authenticated by the secret its first member
+ * wrote to DATA_DIR/cluster.secret: a client needs a copy of that file (mode
+ * 0600) or its one line of text ("cairn-secret-1:..."). The first of these
+ * that is set is used:
+ *   secret, secret_file, insecure          (the options, in this order)
+ *   CAIRN_SECRET, CAIRN_SECRET_FILE         (the environment: the text, a file)
+ *   CAIRN_INSECURE=1                        (the environment: plaintext)
+ * With none of them cairn_open() fails with CAIRN_EAUTH. insecure speaks
+ * plaintext, for a store run with --insecure only. A member that does not
+ * share the secret (or speaks plaintext when this client does not, or the
+ * reverse) fails every request and watch with CAIRN_EAUTH and a message that
+ * says which.
+ */
 struct cairn_options {
 	unsigned dial_timeout_ms;    /* per connection attempt; default 2000 */
 	unsigned request_timeout_ms; /* whole request, retries included; default 10000 */
 	bool no_redirect; /* talk only to the first endpoint; never follow the leader
 	                     (for per-member status) */
+	const char *secret_file; /* path of the cluster secret file; read by cairn_open */
+	const char *secret;      /* or the secret's text itself; copied */
+	bool insecure;           /* plaintext, no secret (store run with --insecure) */
 };
 
 typedef struct cairn_client cairn_client;

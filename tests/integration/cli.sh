@@ -38,6 +38,11 @@ listen-client = 127.0.0.1:${CPORT[1]}
 listen-peer = 127.0.0.1:${PPORT[1]}
 log-level = debug
 CONF
+if [ "${CAIRN_TEST_INSECURE:-0}" = 1 ]; then
+	echo "insecure = true" >>"$TESTDIR/member.conf"
+else
+	echo "cluster-secret-file = $SECRET" >>"$TESTDIR/member.conf"
+fi
 "$STORE" --config "$TESTDIR/member.conf" >"$TESTDIR/m1.log" 2>&1 &
 PIDS[1]=$!
 ALL_PIDS+=("$!")

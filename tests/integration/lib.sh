@@ -6,6 +6,12 @@
 # test passed, failed or was interrupted. On failure the members' logs are
 # printed as TAP comments.
 #
+# Security: each cluster gets one cluster secret file, written by
+# cairn-store --generate-secret and given to every member
+# (--cluster-secret-file) and to every client (CAIRN_SECRET_FILE, exported).
+# With CAIRN_TEST_INSECURE=1 the members run with --insecure and the
+# clients with CAIRN_INSECURE=1 instead: the plaintext variant.
+#
 #   . "$CAIRN_SRCDIR/tests/integration/lib.sh"
 #   cluster_start 3
 #   ok "put works" ctl put a 1
@@ -129,6 +135,26 @@ cluster_init() {
 		ENDPOINTS="${ENDPOINTS:+$ENDPOINTS,}127.0.0.1:${CPORT[$i]}"
 	done
 	export CAIRN_ENDPOINTS=$ENDPOINTS
+	cluster_secret
+}
+
+# cluster_secret: a new secret for the cluster in $DATA (or plaintext);
+# sets SECURITY, the members' flags, and the clients' environment.
+cluster_secret() {
+	if [ "${CAIRN_TEST_INSECURE:-0}" = 1 ]; then
+		SECURITY=(--insecure)
+		export CAIRN_INSECURE=1
+		unset CAIRN_SECRET_FILE CAIRN_SECRET
+		return
+	fi
+	SECRET="$DATA/cluster.secret"
+	"$STORE" --generate-secret "$SECRET" >/dev/null || {
+		echo "Bail out! cannot write the cluster secret $SECRET"
+		exit 1
+	}
+	SECURITY=(--cluster-secret-file "$SECRET")
+	export CAIRN_SECRET_FILE=$SECRET
+	unset CAIRN_INSECURE CAIRN_SECRET
 }
 
 # member_start I [extra flags]: starts member I (again) with its data dir.
@@ -140,15 +166,17 @@ member_start() {
 		--listen-peer "127.0.0.1:${PPORT[$i]}" \
 		--initial-cluster "$INITIAL" \
 		--election-timeout "${ELECTION_MS:-400}" --heartbeat-interval 40 \
-		"$@" >>"$TESTDIR/m$i.log" 2>&1 &
+		"${SECURITY[@]}" "$@" >>"$TESTDIR/m$i.log" 2>&1 &
 	PIDS[$i]=$!
 	ALL_PIDS+=("$!")
 }
 
-# member_join I: starts a new member I with --join (it was added with
-# 'cairnctl member add'), on new ports, counted in N_MEMBERS for logs/stops.
+# member_join I [extra flags]: starts a new member I with --join (it was
+# added with 'cairnctl member add'), on new ports, counted in N_MEMBERS for
+# logs/stops.
 member_join() {
 	local i=$1
+	shift
 	CPORT[$i]=$(free_port)
 	TAKEN_PORTS="$TAKEN_PORTS${CPORT[$i]} "
 	[ "$i" -gt "$N_MEMBERS" ] && N_MEMBERS=$i
@@ -156,7 +184,7 @@ member_join() {
 		--listen-client "127.0.0.1:${CPORT[$i]}" \
 		--listen-peer "127.0.0.1:${PPORT[$i]}" \
 		--election-timeout "${ELECTION_MS:-400}" --heartbeat-interval 40 \
-		>>"$TESTDIR/m$i.log" 2>&1 &
+		"${SECURITY[@]}" "$@" >>"$TESTDIR/m$i.log" 2>&1 &
 	PIDS[$i]=$!
 	ALL_PIDS+=("$!")
 }

@@ -54,7 +54,9 @@ static const char *key(const char *name)
 
 static cairn_client *open_sync(const char *eps, bool no_redirect)
 {
-	struct cairn_options o = {1000, 10000, no_redirect};
+	struct cairn_options o = {.dial_timeout_ms = 1000,
+	                         .request_timeout_ms = 10000,
+	                         .no_redirect = no_redirect};
 	cairn_client *c = NULL;
 	char err[256];
 
@@ -140,7 +142,8 @@ TEST(prefix_end)
 
 TEST(unreachable_endpoint_times_out_with_a_reason)
 {
-	struct cairn_options o = {200, 600, false};
+	struct cairn_options o = {.dial_timeout_ms = 200,
+	                         .request_timeout_ms = 600};
 	struct cairn_result *r = (struct cairn_result *)&o;
 	cairn_client *c = NULL;
 	uint64_t t0 = uv_hrtime();
@@ -1264,7 +1267,8 @@ TEST(compaction_then_watch_below_it_fails_with_the_compact_revision)
 TEST(watch_on_an_unreachable_endpoint_fails_with_a_reason)
 {
 	static struct wrec r;
-	struct cairn_options opts = {200, 600, false};
+	struct cairn_options opts = {.dial_timeout_ms = 200,
+	                            .request_timeout_ms = 600};
 	struct cairn_watch_opts o = {.key = "k", .key_len = 1};
 	cairn_client *c = NULL;
 	uv_loop_t loop;
@@ -1907,6 +1911,143 @@ static void fake_accept(uv_stream_t *server, int status)
 		uv_read_start((uv_stream_t *)&fc->tcp, fake_alloc, fake_read);
 }
 
+/* ---- the cluster secret --------------------------------------------------- */
+
+/* The cluster runs the secure channel (lib.sh without CAIRN_TEST_INSECURE). */
+static bool cluster_secure(void)
+{
+	const char *v = getenv("CAIRN_SECRET_FILE");
+
+	return v != NULL && *v != '\0';
+}
+
+/* Runs f with the secret variables of the environment removed. */
+static int without_env_secret(int (*f)(void))
+{
+	static const char *const names[] = {"CAIRN_SECRET_FILE", "CAIRN_SECRET",
+	                                    "CAIRN_INSECURE"};
+	char *saved[3];
+	size_t i;
+	int rv;
+
+	for (i = 0; i < 3; i++) {
+		const char *v = getenv(names[i]);
+		saved[i] = v != NULL ? strdup(v) : NULL;
+		unsetenv(names[i]);
+	}
+	rv = f();
+	for (i = 0; i < 3; i++) {
+		if (saved[i] != NULL)
+			setenv(names[i], saved[i], 1);
+		free(saved[i]);
+	}
+	return rv;
+}
+
+static int open_without_secret(void)
+{
+	cairn_client *c = (cairn_client *)&c;
+	char err[256] = "";
+
+	CHECK_EQ_INT(cairn_open(&c, "127.0.0.1:1", NULL, err, sizeof err),
+	             CAIRN_EAUTH);
+	CHECK(c == NULL);
+	CHECK(strstr(err, "CAIRN_SECRET_FILE") != NULL);
+	return 0;
+}
+
+TEST(open_without_a_secret_is_refused)
+{
+	struct cairn_options o = {.secret_file = "/nonexistent/cluster.secret"};
+	cairn_client *c = NULL;
+	char err[256] = "";
+
+	CHECK_EQ_INT(without_env_secret(open_without_secret), 0);
+	CHECK_EQ_INT(cairn_open(&c, "127.0.0.1:1", &o, err, sizeof err),
+	             CAIRN_EAUTH);
+	CHECK(strstr(err, "/nonexistent/cluster.secret") != NULL);
+	o.secret_file = NULL;
+	o.secret = "not a secret";
+	CHECK_EQ_INT(cairn_open(&c, "127.0.0.1:1", &o, err, sizeof err),
+	             CAIRN_EAUTH);
+	CHECK(strstr(err, "not a cairn cluster secret") != NULL);
+	return 0;
+}
+
+/* Another secret: every request fails at once (not after the timeout) and
+ * says why. */
+TEST(a_wrong_secret_fails_at_once_saying_why)
+{
+	struct cairn_options o = {
+	    .request_timeout_ms = 20000,
+	    .secret = "cairn-secret-1:"
+	              "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="};
+	struct cairn_result *r = NULL;
+	cairn_client *c = NULL;
+	uint64_t t0 = uv_hrtime();
+
+	if (!cluster_secure()) {
+		printf("# skipped: the cluster runs --insecure\n");
+		return 0;
+	}
+	CHECK_EQ_INT(cairn_open(&c, endpoints, &o, NULL, 0), 0);
+	CHECK_EQ_INT(cairn_get(c, "k", 1, &r), CAIRN_EAUTH);
+	CHECK(r == NULL);
+	CHECK(strstr(cairn_errmsg(c), "does not know the cluster secret") !=
+	      NULL);
+	CHECK((uv_hrtime() - t0) / 1000000 < 5000);
+	cairn_close(c);
+	return 0;
+}
+
+TEST(a_plaintext_client_is_refused_saying_why)
+{
+	struct cairn_options o = {.insecure = true};
+	struct cairn_result *r = NULL;
+	cairn_client *c = NULL;
+
+	if (!cluster_secure()) {
+		printf("# skipped: the cluster runs --insecure\n");
+		return 0;
+	}
+	CHECK_EQ_INT(cairn_open(&c, endpoints, &o, NULL, 0), 0);
+	CHECK_EQ_INT(cairn_get(c, "k", 1, &r), CAIRN_EAUTH);
+	CHECK(strstr(cairn_errmsg(c), "requires the secure channel") != NULL);
+	cairn_close(c);
+	return 0;
+}
+
+/* The secret's text in the options, instead of the file. */
+TEST(the_secret_as_text)
+{
+	struct cairn_options o = {0};
+	struct cairn_result *r = NULL;
+	cairn_client *c = NULL;
+	char text[128] = "";
+	FILE *f;
+
+	if (!cluster_secure()) {
+		printf("# skipped: the cluster runs --insecure\n");
+		return 0;
+	}
+	f = fopen(getenv("CAIRN_SECRET_FILE"), "r");
+	CHECK(f != NULL);
+	CHECK(fgets(text, sizeof text, f) != NULL);
+	fclose(f);
+	o.secret = text;
+	CHECK_EQ_INT(cairn_open(&c, endpoints, &o, NULL, 0), 0);
+	memset(text, 0, sizeof text); /* copied at open */
+	CHECK_EQ_INT(cairn_put(c, key("as-text"), strlen(key("as-text")), "1",
+	                       1, &r),
+	             0);
+	cairn_result_free(r);
+	cairn_close(c);
+	return 0;
+}
+
+/* The fake store speaks plaintext. */
+static const struct cairn_options fake_opts = {.insecure = true};
+
 static int fake_start(uv_loop_t *loop, struct fake *f)
 {
 	struct sockaddr_storage ss;
@@ -1952,7 +2093,7 @@ TEST(resume_in_a_split_revision_has_no_gap_and_no_duplicate)
 	CHECK_EQ_INT(uv_loop_init(&loop), 0);
 	CHECK_EQ_INT(fake_start(&loop, &f), 0);
 	snprintf(ep, sizeof ep, "127.0.0.1:%d", f.port);
-	CHECK_EQ_INT(cairn_open_async(&c, &loop, ep, NULL, NULL, 0), 0);
+	CHECK_EQ_INT(cairn_open_async(&c, &loop, ep, &fake_opts, NULL, 0), 0);
 	CHECK_EQ_INT(cairn_watch_start(c, &o, on_wupdate, &r, NULL), 0);
 	CHECK_EQ_INT(run_until(&loop, &r.n_final, 1, 5000), 0);
 	CHECK_EQ_INT(f.n_conns, 2);
@@ -1992,7 +2133,7 @@ TEST(a_retried_grant_answered_as_a_duplicate)
 	CHECK_EQ_INT(uv_loop_init(&loop), 0);
 	CHECK_EQ_INT(fake_start(&loop, &f), 0);
 	snprintf(ep, sizeof ep, "127.0.0.1:%d", f.port);
-	CHECK_EQ_INT(cairn_open_async(&c, &loop, ep, NULL, NULL, 0), 0);
+	CHECK_EQ_INT(cairn_open_async(&c, &loop, ep, &fake_opts, NULL, 0), 0);
 	res = await(&loop, c, &op);
 	CHECK(res != NULL);
 	CHECK_EQ_INT(res->err, 0);
@@ -2046,6 +2187,10 @@ int main(int argc, char **argv)
 	    T(a_short_lease_expires_with_its_keys),
 	    T(async_lease_keepalive),
 	    T(a_retried_grant_answered_as_a_duplicate),
+	    T(open_without_a_secret_is_refused),
+	    T(a_wrong_secret_fails_at_once_saying_why),
+	    T(a_plaintext_client_is_refused_saying_why),
+	    T(the_secret_as_text),
 	    /* last: it compacts away the history the tests above read */
 	    T(compaction_then_watch_below_it_fails_with_the_compact_revision),
 	};

@@ -21,6 +21,20 @@
  * snapshot asks for the member's state (SNAPSHOT) and writes it to FILE as a
  * backup (lib/backup.h), as cairnctl snapshot save does.
  *
+ *   rawframe HOST:PORT wrong-secret|plaintext-hello|tamper|replay|reorder|
+ *                      truncate-frame
+ *
+ * The secure channel's cases: a handshake with another secret (refused by
+ * both sides); a plaintext HELLO to a secure store (answered CAIRN_EAUTH in
+ * plaintext); after a good handshake, a sealed frame with one bit flipped,
+ * the same sealed frame sent twice, two frames sent in the wrong order (each
+ * must make the store end the channel with an alert naming the frame that
+ * failed authentication); a sealed frame cut short at the end of the stream.
+ *
+ * Everything else goes through the secure channel when the environment
+ * names a secret (CAIRN_SECRET_FILE or CAIRN_SECRET), in plaintext when it
+ * does not (or CAIRN_INSECURE is set): the cases speak the same frames.
+ *
  * Each case sends its bytes, then reads answers until the store closes the
  * connection or 3 seconds pass, and prints one line per answer:
  *   answer op=N err=N msg=...
@@ -43,6 +57,54 @@
 #include "frame.h"
 #include "mp.h"
 #include "proto.h"
+#include "secret.h"
+#include "secure_fd.h"
+
+static struct secure_fd net; /* the connection, plaintext or secure */
+static uint8_t secret[SECURE_KEY_BYTES];
+
+/* The secret from the environment, as libcairn finds it; NULL: plaintext. */
+static const uint8_t *env_key(void)
+{
+	const char *file = getenv("CAIRN_SECRET_FILE");
+	const char *text = getenv("CAIRN_SECRET");
+	const char *insecure = getenv("CAIRN_INSECURE");
+	char err[512];
+	int rv;
+
+	if (insecure != NULL && *insecure != '\0' && strcmp(insecure, "0") != 0)
+		return NULL;
+	if (text != NULL && *text != '\0')
+		rv = secret_parse(text, secret, err, sizeof err);
+	else if (file != NULL && *file != '\0')
+		rv = secret_load_file(file, secret, err, sizeof err);
+	else
+		return NULL;
+	if (rv != 0) {
+		fprintf(stderr, "rawframe: %s\n", err);
+		exit(2);
+	}
+	return secret;
+}
+
+/* Waits up to ms for bytes to read (decrypted bytes count as ready). */
+static bool net_wait(int fd, int ms)
+{
+	struct pollfd pfd = {fd, POLLIN, 0};
+
+	return secure_fd_pending(&net) || poll(&pfd, 1, ms) == 1;
+}
+
+/* recv() through the channel; an error (an alert from the store) is
+ * printed and counts as the end of the stream. */
+static ssize_t net_recv(void *p, size_t n)
+{
+	ssize_t k = secure_fd_recv(&net, p, n);
+
+	if (k < 0)
+		printf("error: %s\n", net.err);
+	return k;
+}
 
 struct answer {
 	uint64_t op;
@@ -75,7 +137,20 @@ static int dial(const char *endpoint)
 	return fd;
 }
 
-static void send_all(int fd, const void *p, size_t n)
+/* dial, then the handshake with the environment's secret (if any). */
+static int dial_channel(const char *endpoint, const uint8_t *k)
+{
+	int fd = dial(endpoint);
+
+	if (fd >= 0 && secure_fd_open(&net, fd, k) != 0) {
+		printf("handshake failed: %s\n", net.err);
+		exit(1);
+	}
+	return fd;
+}
+
+/* Bytes on the wire as they are, bypassing the channel. */
+static void send_raw(int fd, const void *p, size_t n)
 {
 	const uint8_t *b = p;
 	ssize_t k;
@@ -92,13 +167,24 @@ static void send_all(int fd, const void *p, size_t n)
 	}
 }
 
+/* Through the channel (sealed as one frame when secure). */
+static void send_all(int fd, const void *p, size_t n)
+{
+	(void)fd;
+	(void)secure_fd_send(&net, p, n); /* reading shows any failure */
+}
+
 static void send_frame(int fd, const struct buf *payload)
 {
+	struct buf b = BUF_INIT;
 	uint8_t hdr[4];
 
 	proto_put_len(hdr, (uint32_t)payload->len);
-	send_all(fd, hdr, 4);
-	send_all(fd, payload->data, payload->len);
+	if (buf_append(&b, hdr, 4) != 0 ||
+	    buf_append(&b, payload->data, payload->len) != 0)
+		exit(2);
+	send_all(fd, b.data, b.len);
+	buf_free(&b);
 }
 
 static void send_hello(int fd, uint64_t version)
@@ -184,7 +270,6 @@ static void parse_answer(const uint8_t *p, uint32_t len, struct answer *a)
 static int read_answers(int fd, struct answer *last, int *closed)
 {
 	struct frame_reader fr;
-	struct pollfd pfd = {fd, POLLIN, 0};
 	const uint8_t *payload;
 	uint32_t len;
 	uint8_t *p;
@@ -194,10 +279,10 @@ static int read_answers(int fd, struct answer *last, int *closed)
 
 	*closed = 0;
 	frame_reader_init(&fr, PROTO_RESP_FRAME_MAX);
-	while (poll(&pfd, 1, 3000) == 1) {
+	while (net_wait(fd, 3000)) {
 		if (frame_space(&fr, 65536, &p, &room) != 0)
 			break;
-		k = recv(fd, p, room, 0);
+		k = net_recv(p, room);
 		if (k <= 0) {
 			*closed = 1;
 			break;
@@ -378,7 +463,6 @@ static void send_watch(int fd, const char *prefix)
 static int slow_watch(int fd, const char *prefix, int pause_ms, long count)
 {
 	struct frame_reader fr;
-	struct pollfd pfd = {fd, POLLIN, 0};
 	struct events e;
 	const uint8_t *payload;
 	char last_key[256] = "";
@@ -394,10 +478,10 @@ static int slow_watch(int fd, const char *prefix, int pause_ms, long count)
 	send_watch(fd, prefix);
 	usleep((useconds_t)pause_ms * 1000);
 	frame_reader_init(&fr, PROTO_RESP_FRAME_MAX);
-	while ((count == 0 || seen < count) && poll(&pfd, 1, 10000) == 1) {
+	while ((count == 0 || seen < count) && net_wait(fd, 10000)) {
 		if (frame_space(&fr, 65536, &p, &room) != 0)
 			break;
-		k = recv(fd, p, room, 0);
+		k = net_recv(p, room);
 		if (k <= 0)
 			break;
 		frame_commit(&fr, (size_t)k);
@@ -458,7 +542,7 @@ static int save_snapshot(int fd, const char *file)
 	while (snap == NULL) {
 		if (frame_space(&fr, 65536, &p, &room) != 0)
 			return 1;
-		k = recv(fd, p, room, 0);
+		k = net_recv(p, room);
 		if (k <= 0)
 			return 1;
 		frame_commit(&fr, (size_t)k);
@@ -486,6 +570,120 @@ static int save_snapshot(int fd, const char *file)
 	return 0;
 }
 
+/* ---- the secure channel's cases ----------------------------------------- */
+
+/* A plaintext HELLO payload (without its length) into b. */
+static void hello_frame(struct buf *b)
+{
+	struct buf payload = BUF_INIT;
+	struct mp_writer w;
+	uint8_t hdr[4];
+
+	mp_writer_init(&w, &payload);
+	mp_put_map(&w, 3);
+	mp_put_key(&w, "id");
+	mp_put_uint(&w, 1);
+	mp_put_key(&w, "op");
+	mp_put_uint(&w, PROTO_OP_HELLO);
+	mp_put_key(&w, "ver");
+	mp_put_uint(&w, PROTO_VERSION);
+	proto_put_len(hdr, (uint32_t)payload.len);
+	if (buf_append(b, hdr, 4) != 0 ||
+	    buf_append(b, payload.data, payload.len) != 0)
+		exit(2);
+	buf_free(&payload);
+}
+
+/* Seals HELLO (and a second HELLO, as frame two) with the channel's state,
+ * without sending them. */
+static void seal_two(struct buf *one, struct buf *two)
+{
+	struct buf hello = BUF_INIT;
+
+	hello_frame(&hello);
+	if (secure_seal(&net.s, hello.data, hello.len, one) != 0 ||
+	    secure_seal(&net.s, hello.data, hello.len, two) != 0)
+		exit(2);
+	buf_free(&hello);
+}
+
+/* Reads until the store ends the channel; true when its alert names what
+ * the case expects. */
+static bool expect_alert(int fd, const char *want)
+{
+	struct answer last;
+	int closed;
+
+	(void)read_answers(fd, &last, &closed);
+	printf("expect: the store's alert '%s'\n", want);
+	return closed && strstr(net.err, want) != NULL;
+}
+
+static int secure_case(const char *ep, const char *name)
+{
+	struct buf one = BUF_INIT;
+	struct buf two = BUF_INIT;
+	struct answer last;
+	int closed;
+	int ok = 0;
+	int fd;
+	int rv;
+
+	if (strcmp(name, "wrong-secret") == 0) {
+		randombytes_buf(secret, sizeof secret);
+		fd = dial(ep);
+		rv = secure_fd_open(&net, fd, secret);
+		printf("handshake: %s\n", rv == 0 ? "open" : net.err);
+		ok = rv == CAIRN_EAUTH &&
+		     strstr(net.err, "does not know the cluster secret") != NULL;
+		close(fd);
+		return ok ? 0 : 1;
+	}
+	if (strcmp(name, "plaintext-hello") == 0) {
+		fd = dial_channel(ep, NULL);
+		hello_frame(&one);
+		send_raw(fd, one.data, one.len);
+		(void)read_answers(fd, &last, &closed);
+		close(fd);
+		printf("expect: err=%d closed\n", CAIRN_EAUTH);
+		return (int)last.err == CAIRN_EAUTH && closed ? 0 : 1;
+	}
+	fd = dial_channel(ep, env_key());
+	if (!net.secure) {
+		printf("rawframe: %s needs a secret in the environment\n", name);
+		return 2;
+	}
+	seal_two(&one, &two);
+	if (strcmp(name, "tamper") == 0) {
+		one.data[one.len - 3] ^= 0x20;
+		send_raw(fd, one.data, one.len);
+		ok = expect_alert(fd, "frame 1: authentication failed (tampered, "
+		                      "replayed or reordered)");
+	} else if (strcmp(name, "replay") == 0) {
+		send_raw(fd, one.data, one.len);
+		send_raw(fd, one.data, one.len);
+		ok = expect_alert(fd, "frame 2: authentication failed");
+	} else if (strcmp(name, "reorder") == 0) {
+		send_raw(fd, two.data, two.len);
+		send_raw(fd, one.data, one.len);
+		ok = expect_alert(fd, "frame 1: authentication failed");
+	} else if (strcmp(name, "truncate-frame") == 0) {
+		send_raw(fd, one.data, one.len);
+		send_raw(fd, two.data, two.len - 5);
+		shutdown(fd, SHUT_WR);
+		(void)read_answers(fd, &last, &closed);
+		printf("expect: the HELLO answered, then closed\n");
+		ok = closed && last.err == 0 && last.op == PROTO_OP_HELLO;
+	} else {
+		fprintf(stderr, "rawframe: unknown case '%s'\n", name);
+		return 2;
+	}
+	buf_free(&one);
+	buf_free(&two);
+	close(fd);
+	return ok ? 0 : 1;
+}
+
 int main(int argc, char **argv)
 {
 	struct answer last;
@@ -495,8 +693,18 @@ int main(int argc, char **argv)
 	int n;
 	int fd;
 
+	if (argc == 3 && (strcmp(argv[2], "wrong-secret") == 0 ||
+	                  strcmp(argv[2], "plaintext-hello") == 0 ||
+	                  strcmp(argv[2], "tamper") == 0 ||
+	                  strcmp(argv[2], "replay") == 0 ||
+	                  strcmp(argv[2], "reorder") == 0 ||
+	                  strcmp(argv[2], "truncate-frame") == 0)) {
+		n = secure_case(argv[1], argv[2]);
+		secure_fd_close(&net);
+		return n;
+	}
 	if (argc == 6 && strcmp(argv[2], "slow-watch") == 0) {
-		fd = dial(argv[1]);
+		fd = dial_channel(argv[1], env_key());
 		if (fd < 0)
 			return 2;
 		n = slow_watch(fd, argv[3], atoi(argv[4]), atol(argv[5]));
@@ -504,7 +712,7 @@ int main(int argc, char **argv)
 		return n;
 	}
 	if (argc == 4 && strcmp(argv[2], "snapshot") == 0) {
-		fd = dial(argv[1]);
+		fd = dial_channel(argv[1], env_key());
 		if (fd < 0)
 			return 2;
 		n = save_snapshot(fd, argv[3]);
@@ -515,7 +723,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: rawframe HOST:PORT CASE\n");
 		return 2;
 	}
-	fd = dial(argv[1]);
+	fd = dial_channel(argv[1], env_key());
 	if (fd < 0) {
 		fprintf(stderr, "rawframe: bad endpoint '%s'\n", argv[1]);
 		return 2;
@@ -523,6 +731,7 @@ int main(int argc, char **argv)
 	run_case(fd, argv[2], &want_err, &want_close);
 	n = read_answers(fd, &last, &closed);
 	close(fd);
+	secure_fd_close(&net);
 	printf("expect: err=%d %s\n", want_err, want_close ? "closed" : "open");
 	if (n == 0 || (int)last.err != want_err || closed != want_close)
 		return 1;
