@@ -2105,9 +2105,9 @@ TEST(proto_frame_helpers)
  * value, at every boundary between two forms. */
 TEST(writer_matches_msgpack_c)
 {
-	static const uint64_t uints[] = {0, 1, 127, 128, 255, 256, 65535, 65536,
+	static const uint64_t edge_uints[] = {0, 1, 127, 128, 255, 256, 65535, 65536,
 	                                 0xffffffffu, 0x100000000ull, UINT64_MAX};
-	static const int64_t ints[] = {-1, -32, -33, -128, -129, -32768, -32769,
+	static const int64_t edge_ints[] = {-1, -32, -33, -128, -129, -32768, -32769,
 	                               INT32_MIN, (int64_t)INT32_MIN - 1,
 	                               INT64_MIN, 0, 5, INT64_MAX};
 	static const size_t lens[] = {0, 1, 15, 16, 31, 32, 255, 256, 65535, 65536};
@@ -2118,13 +2118,13 @@ TEST(writer_matches_msgpack_c)
 
 	mp_writer_init(&wa, &a);
 	mp_writer_init(&wb, &b);
-	for (i = 0; i < sizeof uints / sizeof uints[0]; i++) {
-		mp_put_uint(&wa, uints[i]);
-		msgpack_pack_uint64(&wb.pk, uints[i]);
+	for (i = 0; i < sizeof edge_uints / sizeof edge_uints[0]; i++) {
+		mp_put_uint(&wa, edge_uints[i]);
+		msgpack_pack_uint64(&wb.pk, edge_uints[i]);
 	}
-	for (i = 0; i < sizeof ints / sizeof ints[0]; i++) {
-		mp_put_int(&wa, ints[i]);
-		msgpack_pack_int64(&wb.pk, ints[i]);
+	for (i = 0; i < sizeof edge_ints / sizeof edge_ints[0]; i++) {
+		mp_put_int(&wa, edge_ints[i]);
+		msgpack_pack_int64(&wb.pk, edge_ints[i]);
 	}
 	for (i = 0; i < sizeof lens / sizeof lens[0]; i++) {
 		mp_put_str(&wa, body, lens[i]);
