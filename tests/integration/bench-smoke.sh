@@ -127,14 +127,15 @@ leases() {
 leases_are() { [ "$(leases)" = "$1" ]; }
 
 # ---- requests that fail: nothing listens (each takes libcairn's 10 s request
-# timeout, which cairn-bench does not change, so they run in the background) --
+# timeout, so they run in the background; plaintext, since no secret exists
+# yet) --
 DEAD=$(free_port)
 TAKEN_PORTS="$TAKEN_PORTS$DEAD "
-bench_bg dead-json --json --endpoints "127.0.0.1:$DEAD" --clients 2 put --total 2
-bench_bg dead-text --endpoints "127.0.0.1:$DEAD" --clients 2 put --total 2
-bench_bg dead-lease --endpoints "127.0.0.1:$DEAD" lease-keepalive --total 2
-bench_bg dead-watch --endpoints "127.0.0.1:$DEAD" watch-latency --total 2 --watchers 2
-bench_bg dead-leader --endpoints "127.0.0.1:$DEAD" --target-leader put --total 2
+bench_bg dead-json --json --insecure --endpoints "127.0.0.1:$DEAD" --clients 2 put --total 2
+bench_bg dead-text --insecure --endpoints "127.0.0.1:$DEAD" --clients 2 put --total 2
+bench_bg dead-lease --insecure --endpoints "127.0.0.1:$DEAD" lease-keepalive --total 2
+bench_bg dead-watch --insecure --endpoints "127.0.0.1:$DEAD" watch-latency --total 2 --watchers 2
+bench_bg dead-leader --insecure --endpoints "127.0.0.1:$DEAD" --target-leader put --total 2
 
 # ---- usage errors: exit 2 and say what is wrong, before any request --------
 # usage_error DESCRIPTION MESSAGE ARGS...
