@@ -111,7 +111,16 @@ free_port() {
 	done
 }
 
+# take_port: sets PORT to a free port and marks it taken.
+take_port() {
+	PORT=$(free_port)
+	TAKEN_PORTS="$TAKEN_PORTS$PORT "
+}
+
 # cluster_init N: chooses ports and the --initial-cluster of N members.
+# With PEER_PROXY=1, each member also gets a port XPORT[i] that the cluster
+# configuration names as its peer address, while the member binds PPORT[i]:
+# a fault proxy listening on one forwards to the other.
 cluster_init() {
 	local i
 	N_MEMBERS=$1
@@ -125,7 +134,12 @@ cluster_init() {
 		TAKEN_PORTS="$TAKEN_PORTS${CPORT[$i]} "
 		PPORT[$i]=$(free_port)
 		TAKEN_PORTS="$TAKEN_PORTS${PPORT[$i]} "
-		INITIAL="${INITIAL:+$INITIAL,}$i=127.0.0.1:${PPORT[$i]}"
+		XPORT[$i]=${PPORT[$i]}
+		if [ "${PEER_PROXY:-0}" = 1 ]; then
+			XPORT[$i]=$(free_port)
+			TAKEN_PORTS="$TAKEN_PORTS${XPORT[$i]} "
+		fi
+		INITIAL="${INITIAL:+$INITIAL,}$i=127.0.0.1:${XPORT[$i]}"
 		ENDPOINTS="${ENDPOINTS:+$ENDPOINTS,}127.0.0.1:${CPORT[$i]}"
 	done
 	export CAIRN_ENDPOINTS=$ENDPOINTS
@@ -145,18 +159,22 @@ member_start() {
 	ALL_PIDS+=("$!")
 }
 
-# member_join I: starts a new member I with --join (it was added with
-# 'cairnctl member add'), on new ports, counted in N_MEMBERS for logs/stops.
+# member_join I [extra flags]: starts a new member I with --join (it was
+# added with 'cairnctl member add'), on a new client port unless CPORT[I] is
+# set, counted in N_MEMBERS for logs/stops. The same call restarts it.
 member_join() {
 	local i=$1
-	CPORT[$i]=$(free_port)
-	TAKEN_PORTS="$TAKEN_PORTS${CPORT[$i]} "
+	shift
+	if [ -z "${CPORT[$i]:-}" ]; then
+		CPORT[$i]=$(free_port)
+		TAKEN_PORTS="$TAKEN_PORTS${CPORT[$i]} "
+	fi
 	[ "$i" -gt "$N_MEMBERS" ] && N_MEMBERS=$i
 	"$STORE" --id "$i" --data-dir "$DATA/data$i" --join \
 		--listen-client "127.0.0.1:${CPORT[$i]}" \
 		--listen-peer "127.0.0.1:${PPORT[$i]}" \
 		--election-timeout "${ELECTION_MS:-400}" --heartbeat-interval 40 \
-		>>"$TESTDIR/m$i.log" 2>&1 &
+		"$@" >>"$TESTDIR/m$i.log" 2>&1 &
 	PIDS[$i]=$!
 	ALL_PIDS+=("$!")
 }
