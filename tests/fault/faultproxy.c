@@ -15,13 +15,14 @@
  * the sender's own connection, so the rule of (FROM, TO) governs what FROM
  * says to TO; it is applied to both byte directions of such a connection.
  *
- * Rules (set over the control port, see below): none, cut (close the pair's
+ * Rules (set over the control port, see below): none (heal), cut (close the pair's
  * connections and close new ones as soon as their preamble names FROM),
  * blackhole (keep connections, drop every byte), delay MS (each chunk is
  * delivered MS ms after it was read, in order) and slow BYTES_PER_SEC (each
  * chunk is delivered when a link of that rate would have finished sending
- * it). A rule changes only what is read after it was set; chunks already
- * queued keep their delivery times.
+ * it). A rule change applies to the chunks still queued too: they are timed
+ * again as if the new rule had held when they were read (a heal delivers
+ * them at once, a blackhole drops them).
  *
  * Failure modes: a target that refuses or a connection that breaks closes the
  * whole pair of connections, as a broken network path would; bytes a side
@@ -34,7 +35,9 @@
  * reply line, "ok" or "error: WHY" (status sends one line of rules first):
  *   cut FROM TO | blackhole FROM TO | delay FROM TO MS | slow FROM TO BPS
  *   heal FROM TO | heal all | status | route ID LISTEN TARGET
- * FROM and TO are member ids with a route, or '*' for every one of them.
+ * FROM is a member id, TO a member id with a route, either may be '*' (every
+ * member, also one that shows up later). Of the commands that cover a pair,
+ * the latest decides: after "cut 1 *" and "heal 1 3", 1 reaches 3 only.
  * "route" adds a route at run time (a member added to the cluster).
  *
  * SIGTERM or SIGINT closes every handle, frees everything and exits 0.
@@ -54,7 +57,7 @@
 #include <uv.h>
 
 #define MAX_ROUTES 64
-#define MAX_RULES (MAX_ROUTES * MAX_ROUTES)
+#define MAX_RULES 4096
 #define READ_SIZE (64u << 10)
 #define PAUSE_HIGH (4u << 20)
 #define PAUSE_LOW (1u << 20)
@@ -131,11 +134,13 @@ static const char *const rule_names[] = {
     [RULE_SLOW] = "slow",
 };
 
+/* What one command set for FROM -> TO; 0 stands for '*'. */
 struct rule {
 	uint64_t from;
 	uint64_t to;
 	enum rule_kind kind;
 	uint64_t param; /* DELAY: ms; SLOW: bytes per second */
+	uint64_t seq;   /* the command's order: the latest matching rule wins */
 };
 
 /* ---- the proxy's objects --------------------------------------------------- */
@@ -148,7 +153,8 @@ struct chunk {
 	uv_write_t req;
 	struct half *half;
 	struct chunk *next;
-	uint64_t due; /* uv_hrtime() at which to write it */
+	uint64_t read_at; /* uv_hrtime() when it was read */
+	uint64_t due;     /* uv_hrtime() at which to write it */
 	size_t len;
 	char data[];
 };
@@ -256,6 +262,7 @@ struct proxy {
 	unsigned n_routes;
 	struct rule rules[MAX_RULES];
 	unsigned n_rules;
+	uint64_t rule_seq;
 	struct pipe *pipes;
 	struct ctl *ctls;
 	uint64_t serial;
@@ -296,43 +303,59 @@ static struct route *route_find(struct proxy *p, uint64_t id)
 
 /* ---- rules ----------------------------------------------------------------- */
 
-static struct rule *rule_find(struct proxy *p, uint64_t from, uint64_t to)
+static bool matches(uint64_t pattern, uint64_t id)
+{
+	return pattern == 0 || pattern == id;
+}
+
+/* The rule of the pair (from, to): the latest command that covers it. */
+static struct rule rule_of(struct proxy *p, uint64_t from, uint64_t to)
+{
+	struct rule best = {from, to, RULE_NONE, 0, 0};
+	unsigned i;
+
+	for (i = 0; i < p->n_rules; i++)
+		if (matches(p->rules[i].from, from) &&
+		    matches(p->rules[i].to, to) && p->rules[i].seq > best.seq)
+			best = p->rules[i];
+	return best;
+}
+
+/* Whether a rule decides for some pair that (from, to) covers. */
+static bool overlapped(const struct proxy *p, uint64_t from, uint64_t to)
 {
 	unsigned i;
 
 	for (i = 0; i < p->n_rules; i++)
-		if (p->rules[i].from == from && p->rules[i].to == to)
-			return &p->rules[i];
-	return NULL;
+		if ((from == 0 || matches(p->rules[i].from, from)) &&
+		    (to == 0 || matches(p->rules[i].to, to)))
+			return true;
+	return false;
 }
 
-static struct rule rule_of(struct proxy *p, uint64_t from, uint64_t to)
+/*
+ * Records a command for FROM -> TO (0: '*'). The rules it covers are dropped
+ * first (they can no longer decide anything), so there is at most one rule
+ * per (from, to) pattern. A heal that nothing older covers needs no rule.
+ */
+static int rule_add(struct proxy *p, uint64_t from, uint64_t to,
+                    enum rule_kind kind, uint64_t param)
 {
-	struct rule *r = rule_find(p, from, to);
-	struct rule none = {from, to, RULE_NONE, 0};
+	unsigned i = 0;
 
-	return r != NULL ? *r : none;
-}
-
-/* Sets the rule of one pair; RULE_NONE removes it. There is room for every
- * pair of routes, so this cannot fail. */
-static void rule_set(struct proxy *p, uint64_t from, uint64_t to,
-                     enum rule_kind kind, uint64_t param)
-{
-	struct rule *r = rule_find(p, from, to);
-
-	if (kind == RULE_NONE) {
-		if (r != NULL)
-			*r = p->rules[--p->n_rules];
-		return;
+	while (i < p->n_rules) {
+		if (matches(from, p->rules[i].from) && matches(to, p->rules[i].to))
+			p->rules[i] = p->rules[--p->n_rules];
+		else
+			i++;
 	}
-	if (r == NULL) {
-		r = &p->rules[p->n_rules++];
-		r->from = from;
-		r->to = to;
-	}
-	r->kind = kind;
-	r->param = param;
+	if (kind == RULE_NONE && !overlapped(p, from, to))
+		return 0; /* no other rule decides for these pairs: none it is */
+	if (p->n_rules == MAX_RULES)
+		return -1;
+	p->rules[p->n_rules++] =
+	    (struct rule){from, to, kind, param, ++p->rule_seq};
+	return 0;
 }
 
 /* ---- pipes: lifecycle ------------------------------------------------------ */
@@ -500,7 +523,8 @@ static void half_ingest(struct half *h, const char *data, size_t n)
 	c->len = n;
 	c->half = h;
 	c->next = NULL;
-	c->due = chunk_due(h, &r, n, uv_hrtime());
+	c->read_at = uv_hrtime();
+	c->due = chunk_due(h, &r, n, c->read_at);
 	if (h->tail != NULL)
 		h->tail->next = c;
 	else
@@ -511,6 +535,26 @@ static void half_ingest(struct half *h, const char *data, size_t n)
 		uv_read_stop(h->src);
 		h->paused = true;
 	}
+	half_dispatch(h);
+}
+
+/* Times the queued chunks again under the pair's current rule. */
+static void half_retime(struct half *h)
+{
+	struct pipe *pp = h->pipe;
+	struct rule r = rule_of(pp->p, pp->from, pp->to);
+	uint64_t now = uv_hrtime();
+	struct chunk *c;
+
+	if (r.kind == RULE_BLACKHOLE) {
+		half_free_queue(h);
+		half_maybe_resume(h);
+		return;
+	}
+	h->next_free = now;
+	for (c = h->head; c != NULL; c = c->next)
+		c->due = chunk_due(h, &r, c->len,
+		                   r.kind == RULE_SLOW ? now : c->read_at);
 	half_dispatch(h);
 }
 
@@ -692,22 +736,33 @@ static void on_accept(uv_stream_t *server, int status)
 
 /* ---- control: applying commands -------------------------------------------- */
 
-/* Closes the open connections of a pair that is now cut. */
+/* Closes the open connections of the pairs a cut now covers. */
 static void cut_pipes(struct proxy *p, uint64_t from, uint64_t to)
 {
 	struct pipe *pp;
-	struct pipe *next;
 
-	for (pp = p->pipes; pp != NULL; pp = next) {
-		next = pp->next; /* pipe_close frees nothing yet, but be safe */
-		if (pp->from == from && pp->to == to &&
-		    pp->state != PIPE_CLOSING && pp->state != PIPE_PREAMBLE)
+	for (pp = p->pipes; pp != NULL; pp = pp->next) /* closing frees later */
+		if (pp->state != PIPE_CLOSING && pp->state != PIPE_PREAMBLE &&
+		    matches(from, pp->from) && matches(to, pp->to))
 			pipe_close(pp, "cut");
+}
+
+/* After a rule change: what is queued follows the new rules. */
+static void retime_pipes(struct proxy *p)
+{
+	struct pipe *pp;
+
+	for (pp = p->pipes; pp != NULL; pp = pp->next) {
+		if (pp->state != PIPE_OPEN && pp->state != PIPE_CONNECTING)
+			continue;
+		half_retime(&pp->fwd);
+		half_retime(&pp->back);
 	}
 }
 
-/* Parses a member argument: '*' (every route, *id = 0) or a routed id. */
-static int parse_member(struct proxy *p, const char *s, uint64_t *id,
+/* Parses a member argument: '*' (*id = 0) or an id, which for a TO must have
+ * a route. */
+static int parse_member(struct proxy *p, const char *s, bool to, uint64_t *id,
                         char *err, size_t len)
 {
 	char *end;
@@ -718,37 +773,15 @@ static int parse_member(struct proxy *p, const char *s, uint64_t *id,
 	}
 	errno = 0;
 	*id = strtoull(s, &end, 10);
-	if (errno != 0 || *end != '\0' || *id == 0) {
+	if (errno != 0 || *end != '\0' || *id == 0 || s[0] == '-') {
 		snprintf(err, len, "'%s' is not a member id or '*'", s);
 		return -1;
 	}
-	if (route_find(p, *id) == NULL) {
+	if (to && route_find(p, *id) == NULL) {
 		snprintf(err, len, "no route for member %" PRIu64, *id);
 		return -1;
 	}
 	return 0;
-}
-
-/* Sets the rule of every pair FROM x TO matches (0 matches every route). */
-static void apply_rule(struct proxy *p, uint64_t from, uint64_t to,
-                       enum rule_kind kind, uint64_t param)
-{
-	unsigned i, j;
-	uint64_t f, t;
-
-	for (i = 0; i < p->n_routes; i++) {
-		f = p->routes[i]->id;
-		if (from != 0 && f != from)
-			continue;
-		for (j = 0; j < p->n_routes; j++) {
-			t = p->routes[j]->id;
-			if ((to != 0 && t != to) || f == t)
-				continue;
-			rule_set(p, f, t, kind, param);
-			if (kind == RULE_CUT)
-				cut_pipes(p, f, t);
-		}
-	}
 }
 
 static int parse_number(const char *s, uint64_t *v, char *err, size_t len)
@@ -767,9 +800,19 @@ static int parse_number(const char *s, uint64_t *v, char *err, size_t len)
 static int route_add(struct proxy *p, uint64_t id, const char *listen,
                      const char *target, char *err, size_t len);
 
-/* "status": the rules, one line: "rules: 1>2 cut, 2>1 delay 100" or none. */
+static void id_text(uint64_t id, char *out, size_t len)
+{
+	if (id == 0)
+		snprintf(out, len, "*");
+	else
+		snprintf(out, len, "%" PRIu64, id);
+}
+
+/* "status": the rules, one line, in no particular order:
+ * "rules: 1>* cut, 1>3 none, 2>1 delay 100", or "rules: none". */
 static void status_line(struct proxy *p, char *out, size_t len)
 {
+	char from[24], to[24];
 	size_t used;
 	unsigned i;
 	struct rule *r;
@@ -777,9 +820,11 @@ static void status_line(struct proxy *p, char *out, size_t len)
 	used = (size_t)snprintf(out, len, "rules:%s", p->n_rules ? "" : " none");
 	for (i = 0; i < p->n_rules && used < len; i++) {
 		r = &p->rules[i];
-		used += (size_t)snprintf(out + used, len - used,
-		                         "%s %" PRIu64 ">%" PRIu64 " %s", i ? "," : "",
-		                         r->from, r->to, rule_names[r->kind]);
+		id_text(r->from, from, sizeof from);
+		id_text(r->to, to, sizeof to);
+		used += (size_t)snprintf(out + used, len - used, "%s %s>%s %s",
+		                         i ? "," : "", from, to,
+		                         rule_names[r->kind]);
 		if (used < len && (r->kind == RULE_DELAY || r->kind == RULE_SLOW))
 			used += (size_t)snprintf(out + used, len - used,
 			                         " %" PRIu64, r->param);
@@ -806,18 +851,25 @@ static int run_rule(struct proxy *p, const struct command *cmd, char **argv,
 
 	if (cmd->kind == RULE_NONE && argc == 2 && strcmp(argv[1], "all") == 0) {
 		p->n_rules = 0;
+		retime_pipes(p);
 		return 0;
 	}
 	if (argc != cmd->argc + 1) {
 		snprintf(err, len, "%s takes %d arguments", cmd->name, cmd->argc);
 		return -1;
 	}
-	if (parse_member(p, argv[1], &from, err, len) != 0 ||
-	    parse_member(p, argv[2], &to, err, len) != 0)
+	if (parse_member(p, argv[1], false, &from, err, len) != 0 ||
+	    parse_member(p, argv[2], true, &to, err, len) != 0)
 		return -1;
 	if (cmd->argc == 3 && parse_number(argv[3], &param, err, len) != 0)
 		return -1;
-	apply_rule(p, from, to, cmd->kind, param);
+	if (rule_add(p, from, to, cmd->kind, param) != 0) {
+		snprintf(err, len, "more than %d rules", MAX_RULES);
+		return -1;
+	}
+	if (cmd->kind == RULE_CUT)
+		cut_pipes(p, from, to);
+	retime_pipes(p);
 	return 0;
 }
 

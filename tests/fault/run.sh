@@ -11,7 +11,7 @@
 # pause), SIGSTOP of the leader or a follower, partitions made of proxy rules
 # (majority/minority, isolated leader, bridge, one-way cuts), delayed,
 # throttled or blackholed links and, with five members, a follower removed
-# and added back as a new member. Every fault and heal goes to schedule.txt.
+# and added back as a new member (at half time, and at random). Every fault and heal goes to schedule.txt.
 # Then: heal everything, restart what is down, let the load program verify,
 # check that the members agree and run cairn-check on the history.
 #
@@ -350,7 +350,7 @@ fault_membership() {
 		fail "member remove $old did not complete"
 		return
 	fi
-	VOTERS=$(others "$old" | tr '\n' ' ')
+	VOTERS=$(echo $(others "$old"))
 	if ! wait_until 20 sh -c "! kill -0 ${PIDS[$old]} 2>/dev/null"; then
 		log "note removed member $old did not stop by itself: killed"
 		kill -9 "${PIDS[$old]}" 2>/dev/null
@@ -382,9 +382,15 @@ run_schedule() {
 		pause-leader pause-leader pause-follower
 		partition-halves partition-halves isolate-leader isolate-leader
 		bridge one-way one-way delay delay slow blackhole)
-	[ "$MEMBERS_N" -ge 5 ] && kinds+=(member-replace member-replace)
+	local half=$((SECONDS + RUN_SECONDS / 2)) replaced=0
+	[ "$MEMBERS_N" -ge 5 ] && kinds+=(member-replace)
 	while [ $SECONDS -lt $END ]; do
 		pick "${kinds[@]}"
+		# With five members, one replacement at half time at least.
+		if [ "$MEMBERS_N" -ge 5 ] && [ $replaced = 0 ] && [ $SECONDS -ge $half ]; then
+			R=member-replace
+		fi
+		[ "$R" = member-replace ] && replaced=1
 		case $R in
 		kill-*) fault_kill "$R" ;;
 		pause-*) fault_pause "$R" ;;
@@ -460,7 +466,7 @@ main() {
 		take_port; SPARE_P[$k]=$PORT
 	done
 	proxy_start
-	VOTERS=$(seq 1 "$MEMBERS_N" | tr '\n' ' ')
+	VOTERS=$(echo $(seq 1 "$MEMBERS_N"))
 	for i in $VOTERS; do member_start "$i" "${STORE_FLAGS[@]}"; done
 	if ! wait_leader 30; then
 		fail "the cluster elected no leader"
@@ -502,4 +508,4 @@ main() {
 	echo "# passed: seed $SEED, $MEMBERS_N members"
 }
 
-main
+main; exit $?
