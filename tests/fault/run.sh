@@ -339,7 +339,7 @@ member_change() {
 # port), as tests/integration/membership.sh does by hand.
 NEXT_ID=$((MEMBERS_N + 1))
 fault_membership() {
-	local old new k
+	local old new k rc
 	leader_or_any
 	[ "$NEXT_ID" -le $((MEMBERS_N + MAX_CHANGES)) ] || return 0
 	pick $(others "$LEADER")
@@ -351,11 +351,17 @@ fault_membership() {
 		return
 	fi
 	VOTERS=$(echo $(others "$old"))
-	if ! wait_until 20 sh -c "! kill -0 ${PIDS[$old]} 2>/dev/null"; then
-		log "note removed member $old did not stop by itself: killed"
+	if wait_until 20 sh -c "! kill -0 ${PIDS[$old]} 2>/dev/null"; then
+		wait "${PIDS[$old]}"
+		rc=$?
+		[ "$rc" = 0 ] || fail "removed member $old stopped with status $rc"
+		! grep -q -E 'Sanitizer|runtime error' "$TESTDIR/m$old.log" ||
+			fail "removed member $old's log has a sanitizer report"
+	else
+		fail "removed member $old did not stop by itself: killed"
 		kill -9 "${PIDS[$old]}" 2>/dev/null
+		wait "${PIDS[$old]}" 2>/dev/null
 	fi
-	wait "${PIDS[$old]}" 2>/dev/null
 	PIDS[$old]=""
 	k=$((new - MEMBERS_N))
 	XPORT[$new]=${SPARE_X[$k]} PPORT[$new]=${SPARE_P[$k]} CPORT[$new]=${CPORT[$old]}
