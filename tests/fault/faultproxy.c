@@ -15,8 +15,8 @@
  * the sender's own connection, so the rule of (FROM, TO) governs what FROM
  * says to TO; it is applied to both byte directions of such a connection.
  *
- * Rules (set over the control port, see below): none (heal), cut (close the pair's
- * connections and close new ones as soon as their preamble names FROM),
+ * Rules (set over the control port, see below): none (heal), cut (close the
+ * pair's connections and close new ones as soon as their preamble names FROM),
  * blackhole (keep connections, drop every byte), delay MS (each chunk is
  * delivered MS ms after it was read, in order) and slow BYTES_PER_SEC (each
  * chunk is delivered when a link of that rate would have finished sending
@@ -67,7 +67,7 @@
 #define NS_PER_MS UINT64_C(1000000)
 #define NS_PER_S UINT64_C(1000000000)
 
-/* ---- logging --------------------------------------------------------------- */
+/* ---- logging ------------------------------------------------------------- */
 
 static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
@@ -90,7 +90,7 @@ static void say(const char *fmt, ...)
 	fputc('\n', stderr);
 }
 
-/* ---- the handshake preamble ------------------------------------------------ */
+/* ---- the handshake preamble ---------------------------------------------- */
 
 /*
  * Which member opened a peer connection, from the first bytes it sent.
@@ -124,9 +124,15 @@ static ssize_t preamble_parse(const uint8_t *b, size_t len, uint64_t *from)
 	return (ssize_t)(sizeof field + field[2]);
 }
 
-/* ---- rules ----------------------------------------------------------------- */
+/* ---- rules --------------------------------------------------------------- */
 
-enum rule_kind { RULE_NONE = 0, RULE_CUT, RULE_BLACKHOLE, RULE_DELAY, RULE_SLOW };
+enum rule_kind {
+	RULE_NONE = 0,
+	RULE_CUT,
+	RULE_BLACKHOLE,
+	RULE_DELAY,
+	RULE_SLOW
+};
 
 static const char *const rule_names[] = {
     [RULE_NONE] = "none",           [RULE_CUT] = "cut",
@@ -143,7 +149,7 @@ struct rule {
 	uint64_t seq;   /* the command's order: the latest matching rule wins */
 };
 
-/* ---- the proxy's objects --------------------------------------------------- */
+/* ---- the proxy's objects ------------------------------------------------- */
 
 struct proxy;
 struct pipe;
@@ -181,7 +187,7 @@ struct half {
  *      |                                           |                      |
  *      +-- bad preamble, cut, EOF, error ----------+----------------------+
  *                                                  v
- *                                               CLOSING --4 handles closed--> freed
+ *                                            CLOSING --handles closed--> freed
  */
 enum pipe_state {
 	PIPE_PREAMBLE = 0,
@@ -271,7 +277,7 @@ struct proxy {
 	char rbuf[READ_SIZE]; /* every read lands here first (one thread) */
 };
 
-/* ---- addresses and routes -------------------------------------------------- */
+/* ---- addresses and routes ------------------------------------------------ */
 
 static int parse_addr(const char *s, struct sockaddr_in *sa)
 {
@@ -301,7 +307,7 @@ static struct route *route_find(struct proxy *p, uint64_t id)
 	return NULL;
 }
 
-/* ---- rules ----------------------------------------------------------------- */
+/* ---- rules --------------------------------------------------------------- */
 
 static bool matches(uint64_t pattern, uint64_t id)
 {
@@ -344,13 +350,14 @@ static int rule_add(struct proxy *p, uint64_t from, uint64_t to,
 	unsigned i = 0;
 
 	while (i < p->n_rules) {
-		if (matches(from, p->rules[i].from) && matches(to, p->rules[i].to))
+		if (matches(from, p->rules[i].from) &&
+		    matches(to, p->rules[i].to))
 			p->rules[i] = p->rules[--p->n_rules];
 		else
 			i++;
 	}
 	if (kind == RULE_NONE && !overlapped(p, from, to))
-		return 0; /* no other rule decides for these pairs: none it is */
+		return 0; /* nothing else decides for these pairs */
 	if (p->n_rules == MAX_RULES)
 		return -1;
 	p->rules[p->n_rules++] =
@@ -358,7 +365,7 @@ static int rule_add(struct proxy *p, uint64_t from, uint64_t to,
 	return 0;
 }
 
-/* ---- pipes: lifecycle ------------------------------------------------------ */
+/* ---- pipes: lifecycle ---------------------------------------------------- */
 
 static void pipe_move(struct pipe *pp, enum pipe_state to)
 {
@@ -417,7 +424,7 @@ static void pipe_close(struct pipe *pp, const char *why)
 	uv_close((uv_handle_t *)&pp->back.timer, pipe_handle_closed);
 }
 
-/* ---- pipes: moving bytes --------------------------------------------------- */
+/* ---- pipes: moving bytes ------------------------------------------------- */
 
 static void half_dispatch(struct half *h);
 
@@ -567,7 +574,7 @@ static void half_maybe_resume(struct half *h)
 		pipe_close(h->pipe, "cannot read again");
 }
 
-/* ---- pipes: reading -------------------------------------------------------- */
+/* ---- pipes: reading ------------------------------------------------------ */
 
 static void on_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf)
 {
@@ -619,7 +626,8 @@ static void pipe_read_preamble(struct pipe *pp, size_t n)
 	pp->pre_len += n;
 	len = preamble_parse(pp->pre, pp->pre_len, &from);
 	if (len < 0) {
-		say("->%" PRIu64 " #%" PRIu64 ": not a libraft preamble; closed",
+		say("->%" PRIu64 " #%" PRIu64
+		    ": not a libraft preamble; closed",
 		    pp->to, pp->serial);
 		pipe_close(pp, "bad preamble");
 	} else if (len > 0) {
@@ -673,7 +681,7 @@ static void on_connected(uv_connect_t *req, int status)
 	half_dispatch(&pp->fwd);
 }
 
-/* ---- pipes: accepting ------------------------------------------------------ */
+/* ---- pipes: accepting ---------------------------------------------------- */
 
 static void half_init(struct pipe *pp, struct half *h, uv_tcp_t *src,
                       uv_tcp_t *dst)
@@ -718,7 +726,8 @@ static void on_accept(uv_stream_t *server, int status)
 	struct pipe *pp;
 
 	if (status < 0) {
-		say("route %" PRIu64 ": accept: %s", rt->id, uv_strerror(status));
+		say("route %" PRIu64 ": accept: %s", rt->id,
+		    uv_strerror(status));
 		return;
 	}
 	pp = pipe_new(rt);
@@ -734,7 +743,7 @@ static void on_accept(uv_stream_t *server, int status)
 	uv_tcp_nodelay(&pp->in, 1);
 }
 
-/* ---- control: applying commands -------------------------------------------- */
+/* ---- control: applying commands ------------------------------------------ */
 
 /* Closes the open connections of the pairs a cut now covers. */
 static void cut_pipes(struct proxy *p, uint64_t from, uint64_t to)
@@ -817,7 +826,8 @@ static void status_line(struct proxy *p, char *out, size_t len)
 	unsigned i;
 	struct rule *r;
 
-	used = (size_t)snprintf(out, len, "rules:%s", p->n_rules ? "" : " none");
+	used =
+	    (size_t)snprintf(out, len, "rules:%s", p->n_rules ? "" : " none");
 	for (i = 0; i < p->n_rules && used < len; i++) {
 		r = &p->rules[i];
 		id_text(r->from, from, sizeof from);
@@ -825,7 +835,8 @@ static void status_line(struct proxy *p, char *out, size_t len)
 		used += (size_t)snprintf(out + used, len - used, "%s %s>%s %s",
 		                         i ? "," : "", from, to,
 		                         rule_names[r->kind]);
-		if (used < len && (r->kind == RULE_DELAY || r->kind == RULE_SLOW))
+		if (used < len &&
+		    (r->kind == RULE_DELAY || r->kind == RULE_SLOW))
 			used += (size_t)snprintf(out + used, len - used,
 			                         " %" PRIu64, r->param);
 	}
@@ -838,8 +849,8 @@ struct command {
 };
 
 static const struct command commands[] = {
-    {"cut", RULE_CUT, 2},          {"blackhole", RULE_BLACKHOLE, 2},
-    {"delay", RULE_DELAY, 3},      {"slow", RULE_SLOW, 3},
+    {"cut", RULE_CUT, 2},     {"blackhole", RULE_BLACKHOLE, 2},
+    {"delay", RULE_DELAY, 3}, {"slow", RULE_SLOW, 3},
     {"heal", RULE_NONE, 2},
 };
 
@@ -849,13 +860,15 @@ static int run_rule(struct proxy *p, const struct command *cmd, char **argv,
 {
 	uint64_t from, to, param = 0;
 
-	if (cmd->kind == RULE_NONE && argc == 2 && strcmp(argv[1], "all") == 0) {
+	if (cmd->kind == RULE_NONE && argc == 2 &&
+	    strcmp(argv[1], "all") == 0) {
 		p->n_rules = 0;
 		retime_pipes(p);
 		return 0;
 	}
 	if (argc != cmd->argc + 1) {
-		snprintf(err, len, "%s takes %d arguments", cmd->name, cmd->argc);
+		snprintf(err, len, "%s takes %d arguments", cmd->name,
+		         cmd->argc);
 		return -1;
 	}
 	if (parse_member(p, argv[1], false, &from, err, len) != 0 ||
@@ -923,7 +936,7 @@ static void run_command(struct proxy *p, char *line, char *out, size_t len)
 		snprintf(out, len, "error: %s", err);
 }
 
-/* ---- control: the connections ---------------------------------------------- */
+/* ---- control: the connections -------------------------------------------- */
 
 static void ctl_closed(uv_handle_t *h)
 {
@@ -1041,7 +1054,7 @@ static void on_control(uv_stream_t *server, int status)
 		ctl_close(c);
 }
 
-/* ---- setup and shutdown ---------------------------------------------------- */
+/* ---- setup and shutdown -------------------------------------------------- */
 
 static int listen_on(struct proxy *p, uv_tcp_t *tcp, const char *addr,
                      uv_connection_cb cb, void *data, char *err, size_t len)
@@ -1078,7 +1091,8 @@ static int route_add(struct proxy *p, uint64_t id, const char *listen,
 	struct route *rt;
 
 	if (route_find(p, id) != NULL) {
-		snprintf(err, len, "member %" PRIu64 " has a route already", id);
+		snprintf(err, len, "member %" PRIu64 " has a route already",
+		         id);
 		return -1;
 	}
 	if (p->n_routes == MAX_ROUTES) {
@@ -1119,7 +1133,8 @@ static int route_arg(struct proxy *p, const char *arg, char *err, size_t len)
 	eq = strchr(copy, '=');
 	comma = eq != NULL ? strchr(eq, ',') : NULL;
 	if (comma == NULL) {
-		snprintf(err, len, "--route '%s': expected ID=LISTEN,TARGET", arg);
+		snprintf(err, len, "--route '%s': expected ID=LISTEN,TARGET",
+		         arg);
 		return -1;
 	}
 	*eq = '\0';

@@ -16,8 +16,9 @@
  *      compare-and-swap (a transaction) or delete, on keys /f/k0../f/k{K-1};
  *      every value written is unique. --rate caps the operations issued
  *      per second over all workers (0: as fast as answers come), so that the
- *      history stays small enough to check. Each operation is written to FILE when
- *      it completes, with CLOCK_MONOTONIC invoke and complete times.
+ *      history stays small enough to check. Each operation is written to
+ *      FILE when it completes, with CLOCK_MONOTONIC invoke and complete
+ *      times.
  *   3. Verification: the final revision REV from a linearizable read; every
  *      watcher brought up to REV; then, member by member (each endpoint
  *      alone), its revision must reach REV, its whole change history is
@@ -63,7 +64,7 @@
 #define PREFIX "/f/"
 #define POLL_MS 200
 
-/* ---- small helpers --------------------------------------------------------- */
+/* ---- small helpers ------------------------------------------------------- */
 
 static uint64_t now_ns(void)
 {
@@ -122,7 +123,7 @@ static bool is_token(const uint8_t *p, size_t len)
 	return !(len == 1 && p[0] == '-');
 }
 
-/* ---- the program's state --------------------------------------------------- */
+/* ---- the program's state ------------------------------------------------- */
 
 enum op_kind { OP_PUT = 0, OP_GET, OP_CAS, OP_DEL, OP_KINDS };
 
@@ -197,15 +198,14 @@ struct load {
 	uint64_t events;
 };
 
-/* ---- options --------------------------------------------------------------- */
+/* ---- options ------------------------------------------------------------- */
 
 static void usage(FILE *f)
 {
-	fprintf(f,
-	        "usage: cairn-fault-load --endpoints E --clients N --keys K "
-	        "--seconds S --seed X\n"
-	        "                        --watchers W --out FILE "
-	        "[--op-timeout MS] [--rate N] [--verify-timeout S]\n");
+	fprintf(f, "usage: cairn-fault-load --endpoints E --clients N --keys K "
+	           "--seconds S --seed X\n"
+	           "                        --watchers W --out FILE "
+	           "[--op-timeout MS] [--rate N] [--verify-timeout S]\n");
 }
 
 static bool parse_uint(const char *s, uint64_t max, uint64_t *v)
@@ -298,7 +298,8 @@ static int parse_args(struct load *l, int argc, char **argv, const char **out)
 			continue;
 		}
 		if (v == 0 || v > 1000000) {
-			warn("a count or time must be in 1..1000000: '%s'", optarg);
+			warn("a count or time must be in 1..1000000: '%s'",
+			     optarg);
 			return -1;
 		}
 		if (ch == 'c')
@@ -358,7 +359,7 @@ static cairn_client *open_client(struct load *l, const char *endpoints,
 	return c;
 }
 
-/* ---- recording ------------------------------------------------------------- */
+/* ---- recording ----------------------------------------------------------- */
 
 static void key_name(unsigned key, char *out, size_t len)
 {
@@ -406,9 +407,10 @@ static bool format_results(struct worker *w, const struct cairn_result *res,
 		snprintf(l->known[w->key], TOKEN_MAX, "%s", w->value);
 		return true;
 	case OP_GET:
-		value_token(res->n_kvs > 0 ? &res->kvs[0] : NULL, val, sizeof val);
-		snprintf(out, len, "val=%s modrev=%" PRId64 " rev=%" PRId64, val,
-		         res->n_kvs > 0 ? res->kvs[0].mod_revision : 0,
+		value_token(res->n_kvs > 0 ? &res->kvs[0] : NULL, val,
+		            sizeof val);
+		snprintf(out, len, "val=%s modrev=%" PRId64 " rev=%" PRId64,
+		         val, res->n_kvs > 0 ? res->kvs[0].mod_revision : 0,
 		         res->header.revision);
 		snprintf(l->known[w->key], TOKEN_MAX, "%s", val);
 		return true;
@@ -443,8 +445,9 @@ static void record_op(struct worker *w, const struct cairn_result *res,
 
 	key_name(w->key, key, sizeof key);
 	if (res->err == 0)
-		st = format_results(w, res, results, sizeof results) ? ST_OK
-		                                                     : ST_UNKNOWN;
+		st = format_results(w, res, results, sizeof results)
+		         ? ST_OK
+		         : ST_UNKNOWN;
 	else if (never_sent || w->kind == OP_GET ||
 	         definitely_not_applied(res->err))
 		st = ST_FAIL;
@@ -459,12 +462,14 @@ static void record_op(struct worker *w, const struct cairn_result *res,
 		snprintf(args, sizeof args, " %s %s", w->expect, w->value);
 	else
 		args[0] = '\0';
-	fprintf(l->out, "op %" PRIu64 " %" PRIu64 " %" PRIu64 " %s %s %s%s%s%s\n",
+	fprintf(l->out,
+	        "op %" PRIu64 " %" PRIu64 " %" PRIu64 " %s %s %s%s%s%s\n",
 	        w->proc, w->t_invoke, t_complete, status_names[st],
 	        op_names[w->kind], key, args, st == ST_OK ? " " : "", results);
 	if (st == ST_UNKNOWN && res->err == 0)
-		fprintf(l->out, "# proc %" PRIu64 ": the store answered a retry as a "
-		                "duplicate without saying whether it deleted\n",
+		fprintf(l->out,
+		        "# proc %" PRIu64 ": the store answered a retry as a "
+		        "duplicate without saying whether it deleted\n",
 		        w->proc);
 	else if (st == ST_UNKNOWN)
 		fprintf(l->out, "# proc %" PRIu64 ": %s\n", w->proc,
@@ -473,7 +478,7 @@ static void record_op(struct worker *w, const struct cairn_result *res,
 		w->proc = l->next_proc++;
 }
 
-/* ---- workers --------------------------------------------------------------- */
+/* ---- workers ------------------------------------------------------------- */
 
 static void worker_next(struct worker *w);
 static void worker_pace(struct worker *w);
@@ -503,8 +508,10 @@ static void worker_choose(struct worker *w)
 	uint64_t r = rng_next(&w->rng);
 	unsigned pick = (unsigned)(r % 100);
 
-	w->kind = pick < 30 ? OP_PUT : pick < 60 ? OP_GET : pick < 85 ? OP_CAS
-	                                                              : OP_DEL;
+	w->kind = pick < 30   ? OP_PUT
+	          : pick < 60 ? OP_GET
+	          : pick < 85 ? OP_CAS
+	                      : OP_DEL;
 	w->key = (unsigned)((r >> 8) % l->n_keys);
 	snprintf(w->value, sizeof w->value, "v%" PRIu64 ".%" PRIu64, w->proc,
 	         ++w->n_values);
@@ -617,7 +624,7 @@ static void worker_next(struct worker *w)
 	uv_timer_start(&w->retry, on_retry, 10, 0);
 }
 
-/* ---- watchers -------------------------------------------------------------- */
+/* ---- watchers ------------------------------------------------------------ */
 
 static int watcher_start(struct watcher *wt);
 
@@ -665,9 +672,10 @@ static void on_watch(cairn_client *c, cairn_watch *w,
 		}
 		/* libcairn resumes a created watch by itself; one that ends
 		 * here failed before its first answer, or lost its history. */
-		fprintf(wt->l->out, "# watch %u ended (%s): restarting at %" PRId64
-		                    "\n",
-		        wt->index, u->errmsg ? u->errmsg : cairn_strerror(u->err),
+		fprintf(wt->l->out,
+		        "# watch %u ended (%s): restarting at %" PRId64 "\n",
+		        wt->index,
+		        u->errmsg ? u->errmsg : cairn_strerror(u->err),
 		        wt->next_rev);
 		wt->err = u->err;
 		uv_timer_start(&wt->restart, on_restart, 500, 0);
@@ -698,7 +706,7 @@ static int watcher_start(struct watcher *wt)
 	return rv;
 }
 
-/* ---- waiting on the loop (the verification phase runs sequentially) -------- */
+/* ---- waiting on the loop (the verification phase runs sequentially) ------ */
 
 struct waiter {
 	bool done;
@@ -781,7 +789,7 @@ static int64_t current_revision(struct load *l, cairn_client *c,
 	}
 }
 
-/* ---- phase 1 and 2: start and run ------------------------------------------ */
+/* ---- phase 1 and 2: start and run ---------------------------------------- */
 
 static void on_stop(uv_timer_t *t)
 {
@@ -870,14 +878,15 @@ static void run_workload(struct load *l)
 	l->stop_timer.data = l->hard_timer.data = l;
 	uv_timer_start(&l->stop_timer, on_stop, (uint64_t)l->seconds * 1000, 0);
 	uv_timer_start(&l->hard_timer, on_hard_stop,
-	               (uint64_t)l->seconds * 1000 + l->op_timeout_ms + 10000, 0);
+	               (uint64_t)l->seconds * 1000 + l->op_timeout_ms + 10000,
+	               0);
 	uv_run(&l->loop, UV_RUN_DEFAULT);
 	l->stopping = true;
 	uv_timer_stop(&l->stop_timer);
 	uv_timer_stop(&l->hard_timer);
 }
 
-/* ---- phase 3: verification ------------------------------------------------- */
+/* ---- phase 3: verification ----------------------------------------------- */
 
 /* Brings every watcher up to rev, asking for progress while one lags. */
 static int watchers_reach(struct load *l, int64_t rev, uint64_t deadline)
@@ -898,7 +907,8 @@ static int watchers_reach(struct load *l, int64_t rev, uint64_t deadline)
 		if (now_ns() >= deadline) {
 			for (i = 0; i < l->n_watchers; i++)
 				if (l->watchers[i].next_rev <= rev)
-					warn("watcher %u stuck before revision %" PRId64
+					warn("watcher %u stuck before revision "
+					     "%" PRId64
 					     " (final revision %" PRId64 ")",
 					     i, l->watchers[i].next_rev, rev);
 			return -1;
@@ -928,15 +938,17 @@ static int member_catch_up(struct load *l, cairn_client *c, const char *ep,
 			if (at == rev)
 				return 0;
 			if (at > rev) {
-				warn("member %" PRIu64 " (%s) is at revision %" PRId64
+				warn("member %" PRIu64
+				     " (%s) is at revision %" PRId64
 				     ", past the final revision %" PRId64,
 				     *id, ep, at, rev);
 				return -1;
 			}
 		}
 		if (now_ns() >= deadline) {
-			warn("member at %s never reached the final revision %" PRId64
-			     " (last seen at %" PRId64 "; last error: %s)",
+			warn("member at %s never reached the final revision "
+			     "%" PRId64 " (last seen at %" PRId64
+			     "; last error: %s)",
 			     ep, rev, at, rv ? cairn_strerror(rv) : "none");
 			return -1;
 		}
@@ -970,17 +982,19 @@ static void on_replay(cairn_client *c, cairn_watch *w,
 	for (i = 0; i < u->n_events; i++) {
 		kv = &u->events[i].kv;
 		if (!is_token(kv->key, kv->key_len)) {
-			fprintf(r->l->out, "# ref %" PRIu64 ": a key that is no "
-			                   "token at revision %" PRId64 "\n",
+			fprintf(r->l->out,
+			        "# ref %" PRIu64 ": a key that is no "
+			        "token at revision %" PRId64 "\n",
 			        r->member, kv->mod_revision);
 			continue;
 		}
-		value_token(u->events[i].type == CAIRN_EVENT_PUT ? kv : NULL, val,
-		            sizeof val);
+		value_token(u->events[i].type == CAIRN_EVENT_PUT ? kv : NULL,
+		            val, sizeof val);
 		fprintf(r->l->out, "ref %" PRIu64 " %" PRId64 " %.*s %s %s\n",
 		        r->member, kv->mod_revision, (int)kv->key_len,
 		        (const char *)kv->key,
-		        u->events[i].type == CAIRN_EVENT_PUT ? "put" : "del", val);
+		        u->events[i].type == CAIRN_EVENT_PUT ? "put" : "del",
+		        val);
 	}
 	if (!u->more && u->revision >= r->next_rev)
 		r->next_rev = u->revision + 1;
@@ -1003,7 +1017,8 @@ static int member_replay(struct load *l, cairn_client *c, uint64_t member,
 	o.start_revision = 1;
 	rv = cairn_watch_start(c, &o, on_replay, &r, &w);
 	if (rv != 0) {
-		warn("member %" PRIu64 ": replay: %s", member, cairn_strerror(rv));
+		warn("member %" PRIu64 ": replay: %s", member,
+		     cairn_strerror(rv));
 		return -1;
 	}
 	while (!r.ended && r.next_rev <= rev && now_ns() < deadline) {
@@ -1015,7 +1030,8 @@ static int member_replay(struct load *l, cairn_client *c, uint64_t member,
 	while (!r.ended)
 		uv_run(&l->loop, UV_RUN_ONCE);
 	if (r.next_rev <= rev) {
-		warn("member %" PRIu64 ": its history replayed only to revision "
+		warn("member %" PRIu64
+		     ": its history replayed only to revision "
 		     "%" PRId64 " of %" PRId64 " (%s)",
 		     member, r.next_rev - 1, rev,
 		     r.err != CAIRN_ECANCELED ? cairn_strerror(r.err)
@@ -1043,7 +1059,8 @@ static int member_keyspace(struct load *l, cairn_client *c, uint64_t member,
 	op.end_len = cairn_prefix_end(PREFIX, strlen(PREFIX), end);
 	rv = await_op(l, c, &op, &res);
 	if (rv != 0) {
-		warn("member %" PRIu64 ": keyspace: %s", member, cairn_strerror(rv));
+		warn("member %" PRIu64 ": keyspace: %s", member,
+		     cairn_strerror(rv));
 		return -1;
 	}
 	for (i = 0; i < res->n_kvs; i++) {
@@ -1067,7 +1084,8 @@ static int member_keyspace(struct load *l, cairn_client *c, uint64_t member,
 
 static int verify_member(struct load *l, const char *ep, int64_t rev)
 {
-	uint64_t deadline = now_ns() + (uint64_t)l->verify_timeout_s * 1000000000u;
+	uint64_t deadline =
+	    now_ns() + (uint64_t)l->verify_timeout_s * 1000000000u;
 	cairn_client *c = open_client(l, ep, 5000, true);
 	uint64_t member = 0;
 	int rv = -1;
@@ -1098,7 +1116,8 @@ static void close_watchers(struct load *l)
 
 static int verify(struct load *l)
 {
-	uint64_t deadline = now_ns() + (uint64_t)l->verify_timeout_s * 1000000000u;
+	uint64_t deadline =
+	    now_ns() + (uint64_t)l->verify_timeout_s * 1000000000u;
 	cairn_client *c = open_client(l, l->endpoints, 5000, false);
 	int64_t rev;
 	unsigned i;
@@ -1122,7 +1141,7 @@ static int verify(struct load *l)
 	return rv;
 }
 
-/* ---- main ------------------------------------------------------------------ */
+/* ---- main ---------------------------------------------------------------- */
 
 static void summary(struct load *l)
 {
@@ -1141,14 +1160,15 @@ static void summary(struct load *l)
 	fprintf(l->out, "# errors:");
 	for (e = 1; e < CAIRN_ERROR_MAX; e++)
 		if (l->errors[e] != 0)
-			fprintf(l->out, " %s %" PRIu64, cairn_strerror(e), l->errors[e]);
+			fprintf(l->out, " %s %" PRIu64, cairn_strerror(e),
+			        l->errors[e]);
 	fprintf(l->out, "\n# watch events %" PRIu64 "\n", l->events);
 	fprintf(stderr,
-	        "cairn-fault-load: %" PRIu64 " operations (%" PRIu64 " ok, %" PRIu64
-	        " unknown), %" PRIu64 " watch events\n",
+	        "cairn-fault-load: %" PRIu64 " operations (%" PRIu64
+	        " ok, %" PRIu64 " unknown), %" PRIu64 " watch events\n",
 	        total,
-	        l->counts[0][ST_OK] + l->counts[1][ST_OK] + l->counts[2][ST_OK] +
-	            l->counts[3][ST_OK],
+	        l->counts[0][ST_OK] + l->counts[1][ST_OK] +
+	            l->counts[2][ST_OK] + l->counts[3][ST_OK],
 	        l->counts[0][ST_UNKNOWN] + l->counts[1][ST_UNKNOWN] +
 	            l->counts[2][ST_UNKNOWN] + l->counts[3][ST_UNKNOWN],
 	        l->events);
@@ -1178,7 +1198,8 @@ static void close_everything(struct load *l)
 
 static int run(struct load *l)
 {
-	uint64_t deadline = now_ns() + (uint64_t)l->verify_timeout_s * 1000000000u;
+	uint64_t deadline =
+	    now_ns() + (uint64_t)l->verify_timeout_s * 1000000000u;
 	cairn_client *c = open_client(l, l->endpoints, 5000, false);
 	unsigned i;
 	int rv;
