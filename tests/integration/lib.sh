@@ -117,7 +117,16 @@ free_port() {
 	done
 }
 
+# take_port: sets PORT to a free port and marks it taken.
+take_port() {
+	PORT=$(free_port)
+	TAKEN_PORTS="$TAKEN_PORTS$PORT "
+}
+
 # cluster_init N: chooses ports and the --initial-cluster of N members.
+# With PEER_PROXY=1, each member also gets a port XPORT[i] that the cluster
+# configuration names as its peer address, while the member binds PPORT[i]:
+# a fault proxy listening on one forwards to the other.
 cluster_init() {
 	local i
 	N_MEMBERS=$1
@@ -131,7 +140,12 @@ cluster_init() {
 		TAKEN_PORTS="$TAKEN_PORTS${CPORT[$i]} "
 		PPORT[$i]=$(free_port)
 		TAKEN_PORTS="$TAKEN_PORTS${PPORT[$i]} "
-		INITIAL="${INITIAL:+$INITIAL,}$i=127.0.0.1:${PPORT[$i]}"
+		XPORT[$i]=${PPORT[$i]}
+		if [ "${PEER_PROXY:-0}" = 1 ]; then
+			XPORT[$i]=$(free_port)
+			TAKEN_PORTS="$TAKEN_PORTS${XPORT[$i]} "
+		fi
+		INITIAL="${INITIAL:+$INITIAL,}$i=127.0.0.1:${XPORT[$i]}"
 		ENDPOINTS="${ENDPOINTS:+$ENDPOINTS,}127.0.0.1:${CPORT[$i]}"
 	done
 	export CAIRN_ENDPOINTS=$ENDPOINTS
@@ -172,13 +186,15 @@ member_start() {
 }
 
 # member_join I [extra flags]: starts a new member I with --join (it was
-# added with 'cairnctl member add'), on new ports, counted in N_MEMBERS for
-# logs/stops.
+# added with 'cairnctl member add'), on a new client port unless CPORT[I] is
+# set, counted in N_MEMBERS for logs/stops. The same call restarts it.
 member_join() {
 	local i=$1
 	shift
-	CPORT[$i]=$(free_port)
-	TAKEN_PORTS="$TAKEN_PORTS${CPORT[$i]} "
+	if [ -z "${CPORT[$i]:-}" ]; then
+		CPORT[$i]=$(free_port)
+		TAKEN_PORTS="$TAKEN_PORTS${CPORT[$i]} "
+	fi
 	[ "$i" -gt "$N_MEMBERS" ] && N_MEMBERS=$i
 	"$STORE" --id "$i" --data-dir "$DATA/data$i" --join \
 		--listen-client "127.0.0.1:${CPORT[$i]}" \
