@@ -816,7 +816,7 @@ static void alloc_net(uv_handle_t *h, size_t size, uv_buf_t *b)
 			    (unsigned)(p->ident_need - p->ident_got));
 			return;
 		}
-		/* fall through */
+		__attribute__((fallthrough)); /* secure: the channel reads */
 	case PC_HANDSHAKE:
 	case PC_RELAY:
 		if (secure_space(&p->sec, READ_CHUNK, &room, &len) == 0)
