@@ -369,7 +369,9 @@ static int open_frame(struct secure *s, const uint8_t *hdr, const uint8_t *c,
 	uint64_t n = s->rx_frames + 1;
 	int rv;
 
-	rv = buf_reserve(plain, clen - SECURE_ABYTES);
+	/* One byte more than the plaintext, so that an empty frame into an
+	 * empty buffer still has a place to point at. */
+	rv = buf_reserve(plain, clen - SECURE_ABYTES + 1);
 	if (rv != 0)
 		return fail(s, rv, "out of memory");
 	if (crypto_secretstream_xchacha20poly1305_pull(
