@@ -1063,8 +1063,8 @@ static void link_fail(struct cairn_client *c, int code, const char *fmt, ...)
 /* Nothing came back on the link since r went out on it. */
 static bool link_silent(const struct cairn_client *c, const struct req *r)
 {
-	return c->state == LINK_READY && c->conn != NULL &&
-	       r->gen == c->conn->gen && c->conn->rx_frames == r->rx_mark;
+	return (c->state == LINK_READY || c->state == LINK_AUTH) &&
+	       c->conn != NULL && r->gen == c->conn->gen && c->conn->rx_frames == r->rx_mark;
 }
 
 static void on_deadline(uv_timer_t *t)
@@ -1083,7 +1083,7 @@ static void on_deadline(uv_timer_t *t)
 		if (c->closing)
 			return;
 	}
-	if (silent && c->state == LINK_READY)
+	if (silent && (c->state == LINK_READY || c->state == LINK_AUTH))
 		link_fail(c, CAIRN_ETIMEDOUT, "no answer within %u ms",
 		          c->opts.request_timeout_ms);
 	arm_deadline(c);
@@ -1359,8 +1359,8 @@ static void on_flush(uv_prepare_t *p)
 	struct cairn_client *c = p->data;
 
 	uv_prepare_stop(p);
-	if (c->conn != NULL &&
-	    (c->state == LINK_READY || c->state == LINK_HELLO))
+	if (c->conn != NULL && (c->state == LINK_READY ||
+	                        c->state == LINK_HELLO || c->state == LINK_AUTH))
 		conn_flush(c->conn);
 }
 
