@@ -15,7 +15,8 @@
 #include "cairn.h"
 #include "exec.h"
 
-/* ---- helpers -------------------------------------------------------------- */
+/* ---- helpers --------------------------------------------------------------
+ */
 
 static int cmp_bytes(const uint8_t *a, size_t alen, const uint8_t *b,
                      size_t blen)
@@ -62,7 +63,8 @@ void auth_printable(const uint8_t *s, size_t n, char *out, size_t len)
 		if (s[i] >= 0x20 && s[i] < 0x7f && s[i] != '\\')
 			out[o++] = (char)s[i];
 		else
-			o += (size_t)snprintf(out + o, len - o, "\\x%02x", s[i]);
+			o +=
+			    (size_t)snprintf(out + o, len - o, "\\x%02x", s[i]);
 	}
 	if (i < n && o + 4 <= len)
 		o += (size_t)snprintf(out + o, len - o, "...");
@@ -88,7 +90,8 @@ static bool is_root_name(const uint8_t *p, size_t len)
 	return same(p, len, (const uint8_t *)AUTH_ROOT, strlen(AUTH_ROOT));
 }
 
-/* ---- lookups -------------------------------------------------------------- */
+/* ---- lookups --------------------------------------------------------------
+ */
 
 /* Index of name in a sorted array of structs whose first member is a
  * char *name; *found says whether it is there (else the insert position). */
@@ -100,7 +103,8 @@ static uint32_t find_name(const void *base, size_t size, uint32_t n,
 
 	while (lo < hi) {
 		uint32_t mid = lo + (hi - lo) / 2;
-		const char *s = *(char *const *)((const char *)base + mid * size);
+		const char *s =
+		    *(char *const *)((const char *)base + mid * size);
 		int c = cmp_bytes((const uint8_t *)s, strlen(s), name, len);
 		if (c == 0) {
 			*found = true;
@@ -141,8 +145,8 @@ static int user_role_index(const struct auth_user *u, const uint8_t *role,
 	uint32_t i;
 
 	for (i = 0; i < u->n_roles; i++)
-		if (same((const uint8_t *)u->roles[i], strlen(u->roles[i]), role,
-		         len))
+		if (same((const uint8_t *)u->roles[i], strlen(u->roles[i]),
+		         role, len))
 			return (int)i;
 	return -1;
 }
@@ -153,7 +157,8 @@ bool auth_is_root(const struct auth_user *u)
 	                       strlen(AUTH_ROOT)) >= 0;
 }
 
-/* ---- life ----------------------------------------------------------------- */
+/* ---- life -----------------------------------------------------------------
+ */
 
 int auth_create(struct auth **out)
 {
@@ -207,12 +212,13 @@ void auth_keypair(const uint8_t seed[PROTO_SEED_BYTES],
 	crypto_sign_seed_keypair(pk, sk, seed);
 }
 
-/* ---- applying writes ------------------------------------------------------ */
+/* ---- applying writes ------------------------------------------------------
+ */
 
-#define FAIL(code, ...)                                                      \
-	do {                                                                 \
-		snprintf(msg, len, __VA_ARGS__);                             \
-		return code;                                                 \
+#define FAIL(code, ...)                                                        \
+	do {                                                                   \
+		snprintf(msg, len, __VA_ARGS__);                               \
+		return code;                                                   \
 	} while (0)
 
 /* Grows an array of n elements of size by one slot at index at. */
@@ -312,7 +318,8 @@ static int user_role(struct auth *a, const struct proto_req *req, char *msg,
 		if (i < 0)
 			FAIL(CAIRN_EINVAL, "user %s does not have role %s", who,
 			     role);
-		if (a->enabled && root && is_root_name(req->user, req->user_len))
+		if (a->enabled && root &&
+		    is_root_name(req->user, req->user_len))
 			FAIL(CAIRN_EINVAL, "user root cannot lose role root "
 			                   "while auth is enabled");
 		free(u->roles[i]);
@@ -326,7 +333,8 @@ static int user_role(struct auth *a, const struct proto_req *req, char *msg,
 	if (u->n_roles >= AUTH_MAX_USER_ROLES)
 		FAIL(CAIRN_EINVAL, "a user has at most %d roles",
 		     AUTH_MAX_USER_ROLES);
-	u->roles = insert_at(u->roles, sizeof *u->roles, u->n_roles, u->n_roles);
+	u->roles =
+	    insert_at(u->roles, sizeof *u->roles, u->n_roles, u->n_roles);
 	u->roles[u->n_roles++] = xstrdup(req->role, req->role_len);
 	return 0;
 }
@@ -411,8 +419,9 @@ static int role_perm(struct auth *a, const struct proto_req *req, char *msg,
 	if (req->op == PROTO_OP_ROLE_REVOKE_PERMISSION) {
 		auth_printable(req->key, req->key_len, key, sizeof key);
 		if (i < 0)
-			FAIL(CAIRN_EINVAL, "role %s has no permission on key %s%s",
-			     role, key, req->end_len ? " with that range end" : "");
+			FAIL(CAIRN_EINVAL,
+			     "role %s has no permission on key %s%s", role, key,
+			     req->end_len ? " with that range end" : "");
 		free(r->perms[i].key);
 		free(r->perms[i].end);
 		remove_at(r->perms, sizeof *r->perms, &r->n_perms, (uint32_t)i);
@@ -442,9 +451,10 @@ static int auth_enable(struct auth *a, const struct proto_req *req, char *msg,
 	    auth_user(a, (const uint8_t *)AUTH_ROOT, strlen(AUTH_ROOT));
 
 	if (root == NULL || !auth_is_root(root))
-		FAIL(CAIRN_EINVAL,
-		     "auth enable: a user 'root' holding role 'root' must exist "
-		     "first (user add root; user grant-role root root)");
+		FAIL(
+		    CAIRN_EINVAL,
+		    "auth enable: a user 'root' holding role 'root' must exist "
+		    "first (user add root; user grant-role root root)");
 	if (req->seed_len != PROTO_SEED_BYTES)
 		FAIL(CAIRN_EINVAL, "auth enable: no token signing seed");
 	if (a->enabled)
@@ -504,7 +514,8 @@ int auth_apply(struct auth *a, const struct proto_req *req, char *msg,
 	return rv;
 }
 
-/* ---- reads ---------------------------------------------------------------- */
+/* ---- reads ----------------------------------------------------------------
+ */
 
 static void put_cstr(struct mp_writer *w, const char *s)
 {
@@ -561,7 +572,8 @@ int auth_read_fields(const struct auth *a, const struct proto_req *req,
 	case PROTO_OP_USER_GET:
 		u = auth_user(a, req->user, req->user_len);
 		if (u == NULL) {
-			auth_printable(req->user, req->user_len, name, sizeof name);
+			auth_printable(req->user, req->user_len, name,
+			               sizeof name);
 			snprintf(msg, len, "user %s not found", name);
 			return -1;
 		}
@@ -600,7 +612,8 @@ int auth_read_fields(const struct auth *a, const struct proto_req *req,
 	}
 }
 
-/* ---- snapshots ------------------------------------------------------------ */
+/* ---- snapshots ------------------------------------------------------------
+ */
 
 int auth_dump(const struct auth *a, struct buf *out)
 {
@@ -697,8 +710,8 @@ static bool load_role(struct mp_reader *r, struct auth_role *role)
 	uint32_t n;
 
 	if (!mp_read_array(r, &n) || n != 2 ||
-	    !load_str(r, PROTO_MAX_NAME, &role->name) || !mp_read_array(r, &n) ||
-	    n > AUTH_MAX_PERMS)
+	    !load_str(r, PROTO_MAX_NAME, &role->name) ||
+	    !mp_read_array(r, &n) || n > AUTH_MAX_PERMS)
 		return false;
 	role->perms = calloc(n ? n : 1, sizeof *role->perms);
 	if (role->perms == NULL)
@@ -717,7 +730,8 @@ static bool sorted(const void *base, size_t size, uint32_t n)
 	uint32_t i;
 
 	for (i = 1; i < n; i++) {
-		const char *a = *(char *const *)((const char *)base + (i - 1) * size);
+		const char *a =
+		    *(char *const *)((const char *)base + (i - 1) * size);
 		const char *b = *(char *const *)((const char *)base + i * size);
 		if (strcmp(a, b) >= 0)
 			return false;
@@ -783,7 +797,8 @@ int auth_load(struct mp_reader *r, struct auth **out)
 	return 0;
 }
 
-/* ---- permissions ---------------------------------------------------------- */
+/* ---- permissions ----------------------------------------------------------
+ */
 
 struct perm_group {
 	const struct auth_perm *p;
@@ -813,7 +828,8 @@ static bool one_key_covered(const struct perm_group *g, size_t ng,
 	for (i = 0; i < ng; i++)
 		for (j = 0; j < g[i].n; j++) {
 			const struct auth_perm *p = &g[i].p[j];
-			size_t lo = low_len(p->key, p->key_len, p->end, p->end_len);
+			size_t lo =
+			    low_len(p->key, p->key_len, p->end, p->end_len);
 			if ((p->mask & mask) != mask)
 				continue;
 			if (p->end_len == 0) {
@@ -821,7 +837,8 @@ static bool one_key_covered(const struct perm_group *g, size_t ng,
 					return true;
 			} else if (cmp_bytes(p->key, lo, key, len) <= 0 &&
 			           (is_zero_byte(p->end, p->end_len) ||
-			            cmp_bytes(key, len, p->end, p->end_len) < 0)) {
+			            cmp_bytes(key, len, p->end, p->end_len) <
+			                0)) {
 				return true;
 			}
 		}
@@ -854,17 +871,20 @@ static bool range_covered(const struct perm_group *g, size_t ng, unsigned mask,
 		for (i = 0; i < ng; i++)
 			for (j = 0; j < g[i].n; j++) {
 				const struct auth_perm *p = &g[i].p[j];
-				if ((p->mask & mask) != mask || p->end_len == 0 ||
+				if ((p->mask & mask) != mask ||
+				    p->end_len == 0 ||
 				    cmp_bytes(p->key,
-				              low_len(p->key, p->key_len, p->end,
-				                      p->end_len),
+				              low_len(p->key, p->key_len,
+				                      p->end, p->end_len),
 				              cur, cur_len) > 0)
 					continue;
 				if (is_zero_byte(p->end, p->end_len))
 					return true;
-				if (cmp_bytes(cur, cur_len, p->end, p->end_len) < 0 &&
+				if (cmp_bytes(cur, cur_len, p->end,
+				              p->end_len) < 0 &&
 				    (best == NULL ||
-				     cmp_bytes(p->end, p->end_len, best, best_len) > 0)) {
+				     cmp_bytes(p->end, p->end_len, best,
+				               best_len) > 0)) {
 					best = p->end;
 					best_len = p->end_len;
 				}
@@ -913,8 +933,8 @@ bool auth_allowed(const struct auth *a, const struct auth_user *u,
 	if (auth_is_root(u))
 		return true;
 	for (i = 0; i < u->n_roles; i++) {
-		const struct auth_role *r =
-		    auth_role(a, (const uint8_t *)u->roles[i], strlen(u->roles[i]));
+		const struct auth_role *r = auth_role(
+		    a, (const uint8_t *)u->roles[i], strlen(u->roles[i]));
 		if (r != NULL && ng < AUTH_MAX_USER_ROLES) {
 			g[ng].p = r->perms;
 			g[ng++].n = r->n_perms;
@@ -929,7 +949,8 @@ bool auth_allowed(const struct auth *a, const struct auth_user *u,
 	return true;
 }
 
-/* ---- tokens --------------------------------------------------------------- */
+/* ---- tokens ---------------------------------------------------------------
+ */
 
 size_t auth_token_sign(const uint8_t sk[crypto_sign_SECRETKEYBYTES],
                        const char *user, uint64_t revision, int64_t expiry,
@@ -956,9 +977,10 @@ size_t auth_token_sign(const uint8_t sk[crypto_sign_SECRETKEYBYTES],
 	return (size_t)n;
 }
 
-enum auth_token_status auth_token_verify(
-    const uint8_t pk[crypto_sign_PUBLICKEYBYTES], const uint8_t *tok,
-    size_t len, int64_t now, uint64_t revision, char *user)
+enum auth_token_status
+auth_token_verify(const uint8_t pk[crypto_sign_PUBLICKEYBYTES],
+                  const uint8_t *tok, size_t len, int64_t now,
+                  uint64_t revision, char *user)
 {
 	uint8_t body[AUTH_TOKEN_MAX];
 	unsigned long long blen = 0;

@@ -149,9 +149,10 @@ enum auth_token_status {
 /* Checks a token's signature, expiry (against now, unix seconds) and
  * revision (against the current one); on OK, user (at least PROTO_MAX_NAME
  * + 1 bytes) gets the user's name. */
-enum auth_token_status auth_token_verify(
-    const uint8_t pk[crypto_sign_PUBLICKEYBYTES], const uint8_t *tok,
-    size_t len, int64_t now, uint64_t revision, char *user);
+enum auth_token_status
+auth_token_verify(const uint8_t pk[crypto_sign_PUBLICKEYBYTES],
+                  const uint8_t *tok, size_t len, int64_t now,
+                  uint64_t revision, char *user);
 
 /* The key pair of a seed. */
 void auth_keypair(const uint8_t seed[PROTO_SEED_BYTES],

@@ -58,7 +58,8 @@ static struct auth *state(struct server *s)
 	return s->node->fsm.auth;
 }
 
-/* ---- permissions ---------------------------------------------------------- */
+/* ---- permissions ----------------------------------------------------------
+ */
 
 static bool needs_no_token(unsigned op)
 {
@@ -163,8 +164,8 @@ static bool may_txn(struct who *w, const struct proto_req *req)
 	uint32_t i;
 
 	for (i = 0; i < req->n_cmp; i++)
-		if (!may(w, AUTH_READ, req->cmp[i].key, req->cmp[i].key_len, NULL,
-		         0))
+		if (!may(w, AUTH_READ, req->cmp[i].key, req->cmp[i].key_len,
+		         NULL, 0))
 			return false;
 	for (i = 0; i < req->n_succ; i++)
 		if (!may_op(w, &req->succ[i]))
@@ -182,7 +183,8 @@ static bool may_revoke(struct who *w, struct server *s,
 	uint32_t i;
 
 	for (i = 0; ls != NULL && i < ls->n_keys; i++)
-		if (!may(w, AUTH_WRITE, ls->keys[i].p, ls->keys[i].len, NULL, 0))
+		if (!may(w, AUTH_WRITE, ls->keys[i].p, ls->keys[i].len, NULL,
+		         0))
 			return false;
 	return true;
 }
@@ -211,9 +213,10 @@ static bool permitted(struct who *w, struct server *s,
 		break;
 	}
 	if (root_only(req->op) && !auth_is_root(w->u)) {
-		snprintf(w->msg, sizeof w->msg,
-		         "permission denied: user %s may not %s: it needs role root",
-		         w->u->name, proto_op_name(req->op));
+		snprintf(
+		    w->msg, sizeof w->msg,
+		    "permission denied: user %s may not %s: it needs role root",
+		    w->u->name, proto_op_name(req->op));
 		return false;
 	}
 	return true;
@@ -252,7 +255,8 @@ static const struct auth_user *identify(struct server *s, struct conn *c,
 	u = auth_user(a, (const uint8_t *)user, strlen(user));
 	if (u == NULL) {
 		snprintf(msg, sizeof msg,
-		         "authentication failed: user %s no longer exists", user);
+		         "authentication failed: user %s no longer exists",
+		         user);
 		answer_error(c, req, CAIRN_EAUTH, msg, true);
 	}
 	return u;
@@ -389,7 +393,8 @@ static void propose_built(struct server *s, struct conn *c, uint64_t id,
 {
 	if (raft_state(&s->node->raft) != RAFT_LEADER) {
 		conn_error(c, id, op, CAIRN_ENOTLEADER,
-		           "this member is not the leader", node_leader(s->node));
+		           "this member is not the leader",
+		           node_leader(s->node));
 		return;
 	}
 	node_propose(s->node, c, b->data, (uint32_t)b->len, id, op);
@@ -409,7 +414,8 @@ static void hashed(uv_work_t *w, int status)
 	}
 	if (encode_write(&b, j->id, j->op, j->cid, j->seq, j->ack, j->user,
 	                 j->hash, NULL) != 0)
-		conn_error(j->c, j->id, j->op, CAIRN_ENOMEM, "out of memory", 0);
+		conn_error(j->c, j->id, j->op, CAIRN_ENOMEM, "out of memory",
+		           0);
 	else
 		propose_built(j->s, j->c, j->id, j->op, &b);
 out:
@@ -443,13 +449,15 @@ void authz_propose(struct server *s, struct conn *c,
 	}
 	j = job_new(s, c, req);
 	if (j == NULL) {
-		conn_error(c, req->id, req->op, CAIRN_ENOMEM, "out of memory", 0);
+		conn_error(c, req->id, req->op, CAIRN_ENOMEM, "out of memory",
+		           0);
 		return;
 	}
 	queue(j, hash_work, hashed);
 }
 
-/* ---- AUTHENTICATE --------------------------------------------------------- */
+/* ---- AUTHENTICATE ---------------------------------------------------------
+ */
 
 static void answer_token(struct server *s, struct pw_job *j)
 {
@@ -492,9 +500,10 @@ static void verified(uv_work_t *w, int status)
 	if (!j->ok) {
 		log_info("authentication of user %s failed: wrong password",
 		         j->user);
-		answer_error(j->c, &req, CAIRN_EAUTH,
-		             "authentication failed: wrong user name or password",
-		             false);
+		answer_error(
+		    j->c, &req, CAIRN_EAUTH,
+		    "authentication failed: wrong user name or password",
+		    false);
 		goto out;
 	}
 	answer_token(j->s, j);
@@ -516,14 +525,16 @@ void authz_authenticate(struct server *s, struct conn *c,
 	}
 	if (u == NULL) {
 		log_info("authentication failed: no user named as asked");
-		answer_error(c, req, CAIRN_EAUTH,
-		             "authentication failed: wrong user name or password",
-		             false);
+		answer_error(
+		    c, req, CAIRN_EAUTH,
+		    "authentication failed: wrong user name or password",
+		    false);
 		return;
 	}
 	j = job_new(s, c, req);
 	if (j == NULL) {
-		conn_error(c, req->id, req->op, CAIRN_ENOMEM, "out of memory", 0);
+		conn_error(c, req->id, req->op, CAIRN_ENOMEM, "out of memory",
+		           0);
 		return;
 	}
 	j->revision = a->revision;
@@ -531,7 +542,8 @@ void authz_authenticate(struct server *s, struct conn *c,
 	queue(j, verify_work, verified);
 }
 
-/* ---- reads ---------------------------------------------------------------- */
+/* ---- reads ----------------------------------------------------------------
+ */
 
 void authz_answer_read(struct server *s, struct conn *c,
                        const struct proto_req *req)

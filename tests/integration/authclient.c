@@ -66,7 +66,8 @@ int main(int argc, char **argv)
 		if (strcmp(line, "get") == 0)
 			rv = cairn_get(c, key, strlen(key), &r);
 		else if (strcmp(line, "put") == 0 && val != NULL)
-			rv = cairn_put(c, key, strlen(key), val, strlen(val), &r);
+			rv = cairn_put(c, key, strlen(key), val, strlen(val),
+			               &r);
 		else
 			rv = cairn_delete(c, key, strlen(key), &r);
 		answer(c, rv, r, strcmp(line, "get") == 0);

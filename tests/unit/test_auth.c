@@ -53,15 +53,16 @@ TEST(range_and_prefix)
 {
 	uint8_t end[] = "app0"; /* cairn_prefix_end("app/") */
 	size_t n = 4;
-	struct auth_perm p = {AUTH_READ, (uint8_t *)"app/", 4, end, (uint32_t)n};
+	struct auth_perm p = {AUTH_READ, (uint8_t *)"app/", 4, end,
+	                      (uint32_t)n};
 
 	CHECK(cov(&p, 1, S("app/"), NONE));
 	CHECK(cov(&p, 1, S("app/x/y"), NONE));
-	CHECK(cov(&p, 1, S("app/"), end, n));  /* the whole prefix */
+	CHECK(cov(&p, 1, S("app/"), end, n)); /* the whole prefix */
 	CHECK(cov(&p, 1, S("app/b"), S("app/c")));
 	CHECK(!cov(&p, 1, S("app"), NONE));
-	CHECK(!cov(&p, 1, S("app0"), NONE));   /* the end is excluded */
-	CHECK(!cov(&p, 1, S("app/"), Z));      /* from key: past the prefix */
+	CHECK(!cov(&p, 1, S("app0"), NONE)); /* the end is excluded */
+	CHECK(!cov(&p, 1, S("app/"), Z));    /* from key: past the prefix */
 	CHECK(!cov(&p, 1, S("apa"), S("app/b"))); /* starts before it */
 	CHECK(!cov(&p, 1, S("app/b"), S("b")));   /* ends after it */
 	return 0;
@@ -92,7 +93,7 @@ TEST(union_of_ranges)
 	                         perm(AUTH_READ, "c", "e", 1),
 	                         perm(AUTH_READ, "f", "g", 1)};
 
-	CHECK(cov(p, 3, S("a"), S("e")));  /* adjacent ranges join */
+	CHECK(cov(p, 3, S("a"), S("e"))); /* adjacent ranges join */
 	CHECK(cov(p, 3, S("b"), S("d")));
 	CHECK(!cov(p, 3, S("a"), S("f"))); /* the gap [e, f) */
 	CHECK(cov(p, 3, S("f"), S("g")));
@@ -208,7 +209,8 @@ TEST(tokens)
 	uint8_t seed[PROTO_SEED_BYTES] = {1, 2, 3};
 	uint8_t other[PROTO_SEED_BYTES] = {9};
 	uint8_t pk[crypto_sign_PUBLICKEYBYTES], sk[crypto_sign_SECRETKEYBYTES];
-	uint8_t pk2[crypto_sign_PUBLICKEYBYTES], sk2[crypto_sign_SECRETKEYBYTES];
+	uint8_t pk2[crypto_sign_PUBLICKEYBYTES],
+	    sk2[crypto_sign_SECRETKEYBYTES];
 	uint8_t tok[AUTH_TOKEN_MAX];
 	char user[PROTO_MAX_NAME + 1];
 	size_t n;
@@ -217,12 +219,15 @@ TEST(tokens)
 	auth_keypair(other, pk2, sk2);
 	n = auth_token_sign(sk, "alice", 5, 1000, tok);
 	CHECK(n > crypto_sign_BYTES);
-	CHECK_EQ_INT(auth_token_verify(pk, tok, n, 999, 5, user), AUTH_TOKEN_OK);
+	CHECK_EQ_INT(auth_token_verify(pk, tok, n, 999, 5, user),
+	             AUTH_TOKEN_OK);
 	CHECK(strcmp(user, "alice") == 0);
-	CHECK_EQ_INT(auth_token_verify(pk, tok, n, 999, 4, user), AUTH_TOKEN_OK);
+	CHECK_EQ_INT(auth_token_verify(pk, tok, n, 999, 4, user),
+	             AUTH_TOKEN_OK);
 	CHECK_EQ_INT(auth_token_verify(pk, tok, n, 1000, 5, user),
 	             AUTH_TOKEN_EXPIRED);
-	CHECK_EQ_INT(auth_token_verify(pk, tok, n, 999, 6, user), AUTH_TOKEN_OLD);
+	CHECK_EQ_INT(auth_token_verify(pk, tok, n, 999, 6, user),
+	             AUTH_TOKEN_OLD);
 	CHECK_EQ_INT(auth_token_verify(pk2, tok, n, 999, 5, user),
 	             AUTH_TOKEN_INVALID);
 	tok[n - 1] ^= 1; /* the body, under the signature */
@@ -237,7 +242,9 @@ TEST(printable)
 {
 	char out[64];
 
-	auth_printable((const uint8_t *)"a\n\x01" "b\\", 5, out, sizeof out);
+	auth_printable((const uint8_t *)"a\n\x01"
+	                                "b\\",
+	               5, out, sizeof out);
 	CHECK(strcmp(out, "a\\x0a\\x01b\\x5c") == 0);
 	return 0;
 }
@@ -247,9 +254,9 @@ int main(void)
 	if (sodium_init() < 0)
 		return 1;
 	static const struct test_case tests[] = {
-	    T(single_key),  T(range_and_prefix),    T(zero_end),
-	    T(union_of_ranges), T(apply_rules), T(snapshot_round_trip),
-	    T(tokens),      T(printable),
+	    T(single_key),      T(range_and_prefix), T(zero_end),
+	    T(union_of_ranges), T(apply_rules),      T(snapshot_round_trip),
+	    T(tokens),          T(printable),
 	};
 
 	return test_run(tests, sizeof tests / sizeof tests[0]);
