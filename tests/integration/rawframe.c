@@ -645,6 +645,7 @@ static int secure_case(const char *ep, const char *name)
 		send_raw(fd, one.data, one.len);
 		(void)read_answers(fd, &last, &closed);
 		close(fd);
+		buf_free(&one);
 		printf("expect: err=%d closed\n", CAIRN_EAUTH);
 		return (int)last.err == CAIRN_EAUTH && closed ? 0 : 1;
 	}
