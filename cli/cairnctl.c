@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <termios.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -72,6 +73,9 @@ struct ctx {
 	unsigned cmd_ms;
 	const char *secret_file; /* NULL: the library reads the environment */
 	bool insecure;
+	const char *user; /* NULL: none; else user_buf */
+	char user_buf[PROTO_MAX_NAME + 2];
+	char password[PROTO_MAX_PASSWORD + 2];
 	const char
 	    *val[MAX_CMD_FLAGS]; /* command flags; "" for a set boolean */
 	char *args[MAX_ARGS];
@@ -477,6 +481,8 @@ static struct cairn_options client_options(const struct ctx *x,
 	    .no_redirect = no_redirect,
 	    .secret_file = x->secret_file,
 	    .insecure = x->insecure,
+	    .user = x->user,
+	    .password = x->user != NULL ? x->password : NULL,
 	};
 
 	return o;
@@ -2167,6 +2173,442 @@ static int cmd_member_remove(struct ctx *x)
 
 /* ---- commands and flags -------------------------------------------------- */
 
+/* ---- users, roles, auth -------------------------------------------------- */
+
+/* Reads a password from the terminal without echo; false if there is none
+ * or reading failed. */
+static bool tty_password(const char *prompt, char *out, size_t len)
+{
+	struct termios old;
+	struct termios quiet;
+	FILE *tty = fopen("/dev/tty", "r+");
+	bool ok = false;
+	size_t n;
+
+	if (tty == NULL)
+		return false;
+	fputs(prompt, tty);
+	fflush(tty);
+	if (tcgetattr(fileno(tty), &old) == 0) {
+		quiet = old;
+		quiet.c_lflag &= ~(tcflag_t)ECHO;
+		tcsetattr(fileno(tty), TCSAFLUSH, &quiet);
+		ok = fgets(out, (int)len, tty) != NULL;
+		tcsetattr(fileno(tty), TCSAFLUSH, &old);
+		fputc('\n', tty);
+	}
+	fclose(tty);
+	if (!ok)
+		return false;
+	n = strcspn(out, "\r\n");
+	out[n] = '\0';
+	return true;
+}
+
+/* One line of stdin as the password (the non-interactive form). */
+static bool stdin_password(char *out, size_t len)
+{
+	if (fgets(out, (int)len, stdin) == NULL)
+		return false;
+	out[strcspn(out, "\r\n")] = '\0';
+	return true;
+}
+
+enum { UADD_PASSWORD };
+static const struct flag user_pw_flags[] = {
+    {"new-user-password", 0, true, "PASSWORD",
+     "the password (else NAME:PASSWORD, a prompt on a terminal, or a line "
+     "of stdin)"},
+};
+
+/* The new password of 'user add' and 'user passwd': the flag, the part
+ * after ':' in the name argument (cut off), a prompt twice on a terminal,
+ * else a line of stdin. */
+static int new_password(struct ctx *x, char *pw, size_t len)
+{
+	char again[PROTO_MAX_PASSWORD + 2];
+	char *colon = strchr(x->args[0], ':');
+
+	if (x->val[UADD_PASSWORD] != NULL) {
+		snprintf(pw, len, "%s", x->val[UADD_PASSWORD]);
+		if (colon != NULL)
+			*colon = '\0';
+		return 0;
+	}
+	if (colon != NULL) {
+		*colon = '\0';
+		snprintf(pw, len, "%s", colon + 1);
+		return 0;
+	}
+	if (isatty(STDIN_FILENO)) {
+		if (!tty_password("Password of new user: ", pw, len) ||
+		    !tty_password("Type password of new user again for "
+		                  "confirmation: ",
+		                  again, sizeof again))
+			return fail_cmd(x, "cannot read the password");
+		if (strcmp(pw, again) != 0)
+			return fail_cmd(x, "the passwords do not match");
+		return 0;
+	}
+	if (!stdin_password(pw, len))
+		return fail_cmd(x, "no password on stdin");
+	return 0;
+}
+
+static int auth_simple(struct ctx *x, struct cairn_op *op, const char *fmt,
+                       ...) __attribute__((format(printf, 3, 4)));
+
+/* Runs an auth op; prints the message made from fmt, or the header as
+ * JSON. */
+static int auth_simple(struct ctx *x, struct cairn_op *op, const char *fmt,
+                       ...)
+{
+	struct cairn_result *r = NULL;
+	int rv = run_op(x, op, &r);
+	va_list ap;
+
+	if (rv == 0 && x->out == OUT_JSON) {
+		print_json(r);
+	} else if (rv == 0) {
+		va_start(ap, fmt);
+		vprintf(fmt, ap);
+		va_end(ap);
+		putchar('\n');
+	}
+	cairn_result_free(r);
+	return rv;
+}
+
+static int cmd_user_add(struct ctx *x)
+{
+	char pw[PROTO_MAX_PASSWORD + 2];
+	struct cairn_op op = {.type = CAIRN_OP_USER_ADD};
+	int rv = new_password(x, pw, sizeof pw);
+
+	if (rv != 0)
+		return rv;
+	op.user = x->args[0];
+	op.password = pw;
+	rv = auth_simple(x, &op, "User %s created", x->args[0]);
+	sodium_memzero(pw, sizeof pw);
+	return rv;
+}
+
+static int cmd_user_passwd(struct ctx *x)
+{
+	char pw[PROTO_MAX_PASSWORD + 2];
+	struct cairn_op op = {.type = CAIRN_OP_USER_PASSWD};
+	int rv = new_password(x, pw, sizeof pw);
+
+	if (rv != 0)
+		return rv;
+	op.user = x->args[0];
+	op.password = pw;
+	rv = auth_simple(x, &op, "Password updated");
+	sodium_memzero(pw, sizeof pw);
+	return rv;
+}
+
+static int cmd_user_delete(struct ctx *x)
+{
+	struct cairn_op op = {.type = CAIRN_OP_USER_DELETE, .user = x->args[0]};
+
+	return auth_simple(x, &op, "User %s deleted", x->args[0]);
+}
+
+static int cmd_user_grant(struct ctx *x)
+{
+	struct cairn_op op = {.type = CAIRN_OP_USER_GRANT_ROLE,
+	                      .user = x->args[0], .role = x->args[1]};
+
+	return auth_simple(x, &op, "Role %s is granted to user %s", x->args[1],
+	                   x->args[0]);
+}
+
+static int cmd_user_revoke(struct ctx *x)
+{
+	struct cairn_op op = {.type = CAIRN_OP_USER_REVOKE_ROLE,
+	                      .user = x->args[0], .role = x->args[1]};
+
+	return auth_simple(x, &op, "Role %s is revoked from user %s",
+	                   x->args[1], x->args[0]);
+}
+
+static int cmd_role_add(struct ctx *x)
+{
+	struct cairn_op op = {.type = CAIRN_OP_ROLE_ADD, .role = x->args[0]};
+
+	return auth_simple(x, &op, "Role %s created", x->args[0]);
+}
+
+static int cmd_role_delete(struct ctx *x)
+{
+	struct cairn_op op = {.type = CAIRN_OP_ROLE_DELETE, .role = x->args[0]};
+
+	return auth_simple(x, &op, "Role %s deleted", x->args[0]);
+}
+
+/* A list of names: one a line, a one-column table, or JSON under key. */
+static int print_names(const struct ctx *x, const struct cairn_result *r,
+                       const char *key, const char *title)
+{
+	const char *const hdr[] = {title};
+	struct table t = {1, hdr, NULL, 0, 0};
+	bool ok = true;
+	size_t i;
+
+	if (x->out == OUT_JSON) {
+		putchar('{');
+		json_header(&r->header);
+		printf(",\"%s\":[", key);
+		for (i = 0; i < r->n_names; i++) {
+			if (i > 0)
+				putchar(',');
+			json_cstr(r->names[i]);
+		}
+		puts("]}");
+		return 0;
+	}
+	for (i = 0; i < r->n_names; i++) {
+		if (x->out == OUT_TABLE)
+			ok = ok && table_add(&t, &r->names[i]);
+		else
+			puts(r->names[i]);
+	}
+	if (x->out == OUT_TABLE && ok)
+		table_print(&t);
+	table_free(&t);
+	return ok ? 0 : fail_cmd(x, "out of memory");
+}
+
+static int list_cmd(struct ctx *x, int type, const char *key,
+                    const char *title)
+{
+	struct cairn_op op = {.type = type};
+	struct cairn_result *r = NULL;
+	int rv = run_op(x, &op, &r);
+
+	if (rv == 0)
+		rv = print_names(x, r, key, title);
+	cairn_result_free(r);
+	return rv;
+}
+
+static int cmd_user_list(struct ctx *x)
+{
+	return list_cmd(x, CAIRN_OP_USER_LIST, "users", "USER");
+}
+
+static int cmd_role_list(struct ctx *x)
+{
+	return list_cmd(x, CAIRN_OP_ROLE_LIST, "roles", "ROLE");
+}
+
+static int cmd_user_get(struct ctx *x)
+{
+	struct cairn_op op = {.type = CAIRN_OP_USER_GET, .user = x->args[0]};
+	struct cairn_result *r = NULL;
+	size_t i;
+	int rv = run_op(x, &op, &r);
+
+	if (rv != 0)
+		return rv;
+	if (x->out == OUT_JSON) {
+		printf("{\"user\":");
+		json_cstr(x->args[0]);
+		putchar(',');
+		json_header(&r->header);
+		fputs(",\"roles\":[", stdout);
+		for (i = 0; i < r->n_names; i++) {
+			if (i > 0)
+				putchar(',');
+			json_cstr(r->names[i]);
+		}
+		puts("]}");
+	} else {
+		printf("User: %s\nRoles:", x->args[0]);
+		for (i = 0; i < r->n_names; i++)
+			printf(" %s", r->names[i]);
+		putchar('\n');
+	}
+	cairn_result_free(r);
+	return 0;
+}
+
+static const char *const perm_names[] = {"read", "write", "readwrite"};
+
+/* etcdctl's forms: "key", "[key, end)", "[key, <open ended>" */
+static void print_perm_range(const struct cairn_permission *p)
+{
+	char *k = printable(p->key, p->key_len);
+	char *e = printable(p->end, p->end_len);
+
+	if (p->end_len == 0)
+		printf("\t%s\n", k ? k : "?");
+	else if (p->end_len == 1 && p->end[0] == 0)
+		printf("\t[%s, <open ended>\n", k ? k : "?");
+	else
+		printf("\t[%s, %s)\n", k ? k : "?", e ? e : "?");
+	free(k);
+	free(e);
+}
+
+static void role_json(const struct ctx *x, const struct cairn_result *r)
+{
+	size_t i;
+
+	printf("{\"role\":");
+	json_cstr(x->args[0]);
+	putchar(',');
+	json_header(&r->header);
+	fputs(",\"perm\":[", stdout);
+	for (i = 0; i < r->n_perms; i++) {
+		const struct cairn_permission *p = &r->perms[i];
+		printf("%s{\"permType\":\"%s\",", i ? "," : "",
+		       perm_names[p->type]);
+		json_bytes("key", p->key, p->key_len);
+		putchar(',');
+		json_bytes("range_end", p->end, p->end_len);
+		putchar('}');
+	}
+	puts("]}");
+}
+
+static int cmd_role_get(struct ctx *x)
+{
+	struct cairn_op op = {.type = CAIRN_OP_ROLE_GET, .role = x->args[0]};
+	struct cairn_result *r = NULL;
+	size_t i;
+	int rv = run_op(x, &op, &r);
+
+	if (rv != 0)
+		return rv;
+	if (x->out == OUT_JSON) {
+		role_json(x, r);
+		cairn_result_free(r);
+		return 0;
+	}
+	printf("Role %s\nKV Read:\n", x->args[0]);
+	if (strcmp(x->args[0], "root") == 0)
+		puts("\t[, <open ended>");
+	for (i = 0; i < r->n_perms; i++)
+		if (r->perms[i].type != CAIRN_PERM_WRITE)
+			print_perm_range(&r->perms[i]);
+	puts("KV Write:");
+	if (strcmp(x->args[0], "root") == 0)
+		puts("\t[, <open ended>");
+	for (i = 0; i < r->n_perms; i++)
+		if (r->perms[i].type != CAIRN_PERM_READ)
+			print_perm_range(&r->perms[i]);
+	cairn_result_free(r);
+	return 0;
+}
+
+enum { PERM_PREFIX, PERM_FROM_KEY };
+static const struct flag perm_flags[] = {
+    {"prefix", 0, false, NULL, "the permission covers the keys that start "
+                               "with KEY"},
+    {"from-key", 0, false, NULL, "the permission covers the keys >= KEY"},
+};
+
+/* KEY [END] from args[first...], with --prefix/--from-key, as 'get'. */
+static bool perm_range(struct ctx *x, int first, struct cairn_op *op,
+                       uint8_t *endbuf)
+{
+	struct ctx y = *x;
+	bool prefix = x->val[PERM_PREFIX] != NULL;
+	bool from_key = x->val[PERM_FROM_KEY] != NULL;
+
+	y.n_args = x->n_args - first;
+	memmove(y.args, x->args + first, (size_t)y.n_args * sizeof y.args[0]);
+	if (!range_flags_ok(&y, prefix, from_key))
+		return false;
+	set_range(&y, op, prefix, from_key, endbuf);
+	return true;
+}
+
+static int cmd_role_grant(struct ctx *x)
+{
+	struct cairn_op op = {.type = CAIRN_OP_ROLE_GRANT_PERMISSION,
+	                      .role = x->args[0]};
+	uint8_t *endbuf;
+	int rv;
+
+	for (op.perm = 0; op.perm < 3; op.perm++)
+		if (strcmp(x->args[1], perm_names[op.perm]) == 0)
+			break;
+	if (op.perm == 3) {
+		usage_error(x->cmd, "the permission type is read, write or "
+		                    "readwrite, not '%s'",
+		            x->args[1]);
+		return EXIT_USAGE;
+	}
+	endbuf = malloc(strlen(x->args[2]) + 1);
+	if (endbuf == NULL)
+		return fail_cmd(x, "out of memory");
+	if (!perm_range(x, 2, &op, endbuf)) {
+		free(endbuf);
+		return EXIT_USAGE;
+	}
+	rv = auth_simple(x, &op, "Role %s updated", x->args[0]);
+	free(endbuf);
+	return rv;
+}
+
+static int cmd_role_revoke(struct ctx *x)
+{
+	struct cairn_op op = {.type = CAIRN_OP_ROLE_REVOKE_PERMISSION,
+	                      .role = x->args[0]};
+	uint8_t *endbuf = malloc(strlen(x->args[1]) + 1);
+	int rv;
+
+	if (endbuf == NULL)
+		return fail_cmd(x, "out of memory");
+	if (!perm_range(x, 1, &op, endbuf)) {
+		free(endbuf);
+		return EXIT_USAGE;
+	}
+	rv = auth_simple(x, &op, "Permission of %s is revoked from role %s",
+	                 op.end_len ? "the range" : "the key", x->args[0]);
+	free(endbuf);
+	return rv;
+}
+
+static int cmd_auth_enable(struct ctx *x)
+{
+	struct cairn_op op = {.type = CAIRN_OP_AUTH_ENABLE};
+
+	return auth_simple(x, &op, "Authentication Enabled");
+}
+
+static int cmd_auth_disable(struct ctx *x)
+{
+	struct cairn_op op = {.type = CAIRN_OP_AUTH_DISABLE};
+
+	return auth_simple(x, &op, "Authentication Disabled");
+}
+
+static int cmd_auth_status(struct ctx *x)
+{
+	struct cairn_op op = {.type = CAIRN_OP_AUTH_STATUS};
+	struct cairn_result *r = NULL;
+	int rv = run_op(x, &op, &r);
+
+	if (rv != 0)
+		return rv;
+	if (x->out == OUT_JSON) {
+		putchar('{');
+		json_header(&r->header);
+		printf(",\"enabled\":%s,\"authRevision\":%" PRIu64 "}\n",
+		       r->auth_enabled ? "true" : "false", r->auth_revision);
+	} else {
+		printf("Authentication Status: %s\nAuthRevision: %" PRIu64 "\n",
+		       r->auth_enabled ? "true" : "false", r->auth_revision);
+	}
+	cairn_result_free(r);
+	return 0;
+}
+
 static int cmd_help(struct ctx *x);
 
 static const struct cmd commands[] = {
@@ -2331,6 +2773,54 @@ static const struct cmd commands[] = {
      "Unreachable endpoints are reported on stderr and make the exit status "
      "1.\n",
      NULL, 0, 0, 0, cmd_endpoint_status},
+    {"user add", "user add [options] <name[:password]>", "adds a user",
+     "The password comes from --new-user-password, from NAME:PASSWORD, from\n"
+     "a prompt (twice) on a terminal, or else from one line of stdin.\n"
+     "Prints 'User <name> created'. Needs role root once auth is enabled.\n",
+     user_pw_flags, 1, 1, 1, cmd_user_add},
+    {"user delete", "user delete <name>", "deletes a user", "", NULL, 0, 1, 1,
+     cmd_user_delete},
+    {"user list", "user list", "lists the users", "", NULL, 0, 0, 0,
+     cmd_user_list},
+    {"user get", "user get <name>", "prints a user's roles", "", NULL, 0, 1,
+     1, cmd_user_get},
+    {"user passwd", "user passwd [options] <name>", "changes a password",
+     "The new password comes as for 'user add'. Tokens of the user made\n"
+     "before stop working (its clients authenticate again).\n",
+     user_pw_flags, 1, 1, 1, cmd_user_passwd},
+    {"user grant-role", "user grant-role <name> <role>",
+     "grants a role to a user", "", NULL, 0, 2, 2, cmd_user_grant},
+    {"user revoke-role", "user revoke-role <name> <role>",
+     "revokes a role from a user", "", NULL, 0, 2, 2, cmd_user_revoke},
+    {"role add", "role add <role>", "adds a role", "", NULL, 0, 1, 1,
+     cmd_role_add},
+    {"role delete", "role delete <role>", "deletes a role (and takes it "
+     "from every user)", "", NULL, 0, 1, 1, cmd_role_delete},
+    {"role list", "role list", "lists the roles (root always)", "", NULL, 0,
+     0, 0, cmd_role_list},
+    {"role get", "role get <role>", "prints a role's permissions", "", NULL,
+     0, 1, 1, cmd_role_get},
+    {"role grant-permission",
+     "role grant-permission [options] <role> <read|write|readwrite> <key> "
+     "[<range_end>]",
+     "grants a role read, write or both on a key, range or prefix",
+     "Ranges follow etcd: without <range_end>, the one key; with it, [key,\n"
+     "range_end); --prefix, the keys that start with <key>; --from-key, the\n"
+     "keys >= <key>. Granting again on the same range changes the type.\n",
+     perm_flags, 2, 3, 4, cmd_role_grant},
+    {"role revoke-permission",
+     "role revoke-permission [options] <role> <key> [<range_end>]",
+     "revokes a role's permission on exactly that key, range or prefix", "",
+     perm_flags, 2, 2, 3, cmd_role_revoke},
+    {"auth enable", "auth enable", "turns authentication on",
+     "Needs a user 'root' holding role 'root' (cairnctl user add root;\n"
+     "cairnctl user grant-role root root). From then on every request needs\n"
+     "a user (--user) whose roles allow it.\n",
+     NULL, 0, 0, 0, cmd_auth_enable},
+    {"auth disable", "auth disable", "turns authentication off (root only)",
+     "", NULL, 0, 0, 0, cmd_auth_disable},
+    {"auth status", "auth status", "says whether authentication is on", "",
+     NULL, 0, 0, 0, cmd_auth_status},
     {"help", "help [<command>]", "shows the help of cairnctl or of a command",
      "", NULL, 0, 0, 2, cmd_help},
 };
@@ -2344,6 +2834,7 @@ enum {
 	G_COMMAND,
 	G_SECRET_FILE,
 	G_INSECURE,
+	G_USER,
 	G_HELP,
 	G_VERSION
 };
@@ -2365,6 +2856,11 @@ static const struct flag global_flags[] = {
     {"insecure", 0, false, NULL,
      "plaintext, for a store run with --insecure\n"
      "                                (env CAIRN_INSECURE=1)"},
+    {"user", 0, true, "NAME[:PASSWORD]",
+     "the user to act as when auth is enabled; the\n"
+     "                                password is asked for on a terminal "
+     "when left\n"
+     "                                out (env CAIRN_USER, CAIRN_PASSWORD)"},
     {"help", 'h', false, NULL, "this help; with a command, its help"},
     {"version", 0, false, NULL, "prints the version"},
 };
@@ -2635,6 +3131,8 @@ static int parse_line(struct cmdline *cl, int argc, char **argv)
 }
 
 /* Global flag values into x. */
+static int set_user(struct ctx *x, const char *v);
+
 static int apply_globals(struct cmdline *cl)
 {
 	struct ctx *x = cl->x;
@@ -2659,6 +3157,8 @@ static int apply_globals(struct cmdline *cl)
 	}
 	x->secret_file = cl->gval[G_SECRET_FILE];
 	x->insecure = cl->gval[G_INSECURE] != NULL;
+	if (set_user(x, cl->gval[G_USER]) != 0)
+		return EXIT_FAIL;
 	if (x->secret_file != NULL && x->insecure) {
 		usage_error(cl->cmd, "--secret-file and --insecure exclude each "
 		                     "other");
@@ -2677,6 +3177,40 @@ static int apply_globals(struct cmdline *cl)
 		        ? "dial-timeout"
 		        : "command-timeout");
 		return EXIT_USAGE;
+	}
+	return 0;
+}
+
+/* --user NAME[:PASSWORD], else CAIRN_USER and CAIRN_PASSWORD; a password
+ * left out is asked for on the terminal (empty when there is none). */
+static int set_user(struct ctx *x, const char *v)
+{
+	const char *env_pw = getenv("CAIRN_PASSWORD");
+	char *colon;
+
+	if (v == NULL) {
+		v = getenv("CAIRN_USER");
+		if (v == NULL || *v == '\0')
+			return 0;
+		if (env_pw != NULL) {
+			snprintf(x->user_buf, sizeof x->user_buf, "%s", v);
+			snprintf(x->password, sizeof x->password, "%s", env_pw);
+			x->user = x->user_buf;
+			return 0;
+		}
+	}
+	snprintf(x->user_buf, sizeof x->user_buf, "%s", v);
+	x->user = x->user_buf;
+	colon = strchr(x->user_buf, ':');
+	if (colon != NULL) {
+		*colon = '\0';
+		snprintf(x->password, sizeof x->password, "%s", strchr(v, ':') + 1);
+		return 0;
+	}
+	if (isatty(STDIN_FILENO) && !tty_password("Password: ", x->password,
+	                                          sizeof x->password)) {
+		fprintf(stderr, "Error: cannot read the password of %s\n", v);
+		return -1;
 	}
 	return 0;
 }

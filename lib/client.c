@@ -79,7 +79,7 @@ static int set_err(struct cairn_client *c, int code, const char *fmt, ...)
 
 static const char *const link_names[LINK_NSTATES] = {
     [LINK_IDLE] = "idle",       [LINK_CONNECTING] = "connecting",
-    [LINK_HELLO] = "hello",     [LINK_READY] = "ready",
+    [LINK_HELLO] = "hello",     [LINK_READY] = "ready",     [LINK_AUTH] = "auth",
     [LINK_BACKOFF] = "backoff", [LINK_CLOSED] = "closed",
 };
 
@@ -90,8 +90,10 @@ static const unsigned link_next[LINK_NSTATES] = {
         B(LINK_HELLO) | B(LINK_BACKOFF) | B(LINK_IDLE) | B(LINK_CLOSED),
     [LINK_HELLO] = B(LINK_READY) | B(LINK_CONNECTING) | B(LINK_BACKOFF) |
                    B(LINK_IDLE) | B(LINK_CLOSED),
-    [LINK_READY] =
-        B(LINK_CONNECTING) | B(LINK_BACKOFF) | B(LINK_IDLE) | B(LINK_CLOSED),
+    [LINK_READY] = B(LINK_AUTH) | B(LINK_CONNECTING) | B(LINK_BACKOFF) |
+                   B(LINK_IDLE) | B(LINK_CLOSED),
+    [LINK_AUTH] = B(LINK_READY) | B(LINK_CONNECTING) | B(LINK_BACKOFF) |
+                  B(LINK_IDLE) | B(LINK_CLOSED),
     [LINK_BACKOFF] = B(LINK_CONNECTING) | B(LINK_IDLE) | B(LINK_CLOSED),
     [LINK_CLOSED] = 0,
 };
@@ -421,9 +423,43 @@ static void put_lease_fields(struct fields *f, const struct cairn_op *op)
 		f_true(f, "keys");
 }
 
+static bool is_auth_op(int type)
+{
+	return type >= CAIRN_OP_AUTHENTICATE && type <= CAIRN_OP_AUTH_STATUS;
+}
+
+static bool auth_op_has_role(int t);
+
+/* Users, roles and auth: {user, pw, role, perm, k, e} as the op needs. */
+static void put_auth_fields(struct fields *f, const struct cairn_op *op)
+{
+	int t = op->type;
+
+	if (t >= CAIRN_OP_AUTHENTICATE && t <= CAIRN_OP_USER_REVOKE_ROLE &&
+	    t != CAIRN_OP_USER_LIST)
+		f_str(f, "user", op->user);
+	if (t == CAIRN_OP_AUTHENTICATE || t == CAIRN_OP_USER_ADD ||
+	    t == CAIRN_OP_USER_PASSWD)
+		f_str(f, "pw", op->password);
+	if (auth_op_has_role(t))
+		f_str(f, "role", op->role);
+	if (t == CAIRN_OP_ROLE_GRANT_PERMISSION)
+		f_uint(f, "perm", (uint64_t)op->perm);
+	if (t == CAIRN_OP_ROLE_GRANT_PERMISSION ||
+	    t == CAIRN_OP_ROLE_REVOKE_PERMISSION) {
+		f_bin(f, "k", op->key, op->key_len);
+		if (op->end_len > 0)
+			f_bin(f, "e", op->end, op->end_len);
+	}
+}
+
 /* The fields of op besides id and op (and cid, seq, ack). */
 static void put_fields(struct fields *f, const struct cairn_op *op)
 {
+	if (is_auth_op(op->type)) {
+		put_auth_fields(f, op);
+		return;
+	}
 	if (op->type == CAIRN_OP_TXN) {
 		put_txn(f, op->txn);
 		return;
@@ -680,8 +716,51 @@ static int check_member_op(struct cairn_client *c, const struct cairn_op *op)
 	return 0;
 }
 
+static int check_name(struct cairn_client *c, const char *what,
+                      const char *s, size_t max)
+{
+	if (s == NULL || *s == '\0')
+		return set_err(c, CAIRN_EINVAL, "no %s given", what);
+	if (strlen(s) > max)
+		return set_err(c, CAIRN_EINVAL, "the %s is longer than %zu bytes",
+		               what, max);
+	return 0;
+}
+
+static bool auth_op_has_role(int t)
+{
+	return t == CAIRN_OP_USER_GRANT_ROLE || t == CAIRN_OP_USER_REVOKE_ROLE ||
+	       (t >= CAIRN_OP_ROLE_ADD && t <= CAIRN_OP_ROLE_REVOKE_PERMISSION &&
+	        t != CAIRN_OP_ROLE_LIST);
+}
+
+static int check_auth_op(struct cairn_client *c, const struct cairn_op *op)
+{
+	int rv = 0;
+	int t = op->type;
+
+	if (t >= CAIRN_OP_AUTHENTICATE && t <= CAIRN_OP_USER_REVOKE_ROLE &&
+	    t != CAIRN_OP_USER_LIST)
+		rv = check_name(c, "user name", op->user, PROTO_MAX_NAME);
+	if (rv == 0 && (t == CAIRN_OP_AUTHENTICATE || t == CAIRN_OP_USER_ADD ||
+	                t == CAIRN_OP_USER_PASSWD))
+		rv = check_name(c, "password", op->password, PROTO_MAX_PASSWORD);
+	if (rv == 0 && auth_op_has_role(t))
+		rv = check_name(c, "role name", op->role, PROTO_MAX_NAME);
+	if (rv == 0 && t == CAIRN_OP_ROLE_GRANT_PERMISSION &&
+	    (op->perm < CAIRN_PERM_READ || op->perm > CAIRN_PERM_READWRITE))
+		rv = set_err(c, CAIRN_EINVAL, "unknown permission type %d",
+		             op->perm);
+	if (rv == 0 && (t == CAIRN_OP_ROLE_GRANT_PERMISSION ||
+	                t == CAIRN_OP_ROLE_REVOKE_PERMISSION))
+		rv = check_kv_op(c, op, "permission");
+	return rv;
+}
+
 static int check_op(struct cairn_client *c, const struct cairn_op *op)
 {
+	if (op != NULL && is_auth_op(op->type))
+		return check_auth_op(c, op);
 	if (op == NULL)
 		return set_err(c, CAIRN_EINVAL, "no operation given");
 	switch (op->type) {
@@ -755,7 +834,8 @@ static int req_new(struct cairn_client *c, const struct cairn_op *op,
 	            (op->type == CAIRN_OP_RANGE && !op->serializable) ||
 	            op->type == CAIRN_OP_LEASE_KEEPALIVE ||
 	            op->type == CAIRN_OP_LEASE_TTL ||
-	            op->type == CAIRN_OP_SNAPSHOT || is_member_change(op->type);
+	            op->type == CAIRN_OP_SNAPSHOT || is_member_change(op->type) ||
+	            (is_auth_op(op->type) && op->type != CAIRN_OP_AUTHENTICATE);
 	if (op->type == CAIRN_OP_LEASE_GRANT) {
 		r->lease = op->lease;
 		r->ttl = op->ttl;
@@ -791,9 +871,13 @@ static int frame_req(struct cairn_client *c, struct buf *out, struct req *r)
 	struct mp_writer w;
 
 	mp_writer_init(&w, out);
-	mp_put_map(&w, r->n_fields + (r->write ? 5 : 2));
+	mp_put_map(&w, r->n_fields + (r->write ? 5 : 2) + (c->token_len > 0));
 	mp_put_key(&w, "id");
 	mp_put_uint(&w, r->id);
+	if (c->token_len > 0) {
+		mp_put_key(&w, "tok");
+		mp_put_bin(&w, c->token, c->token_len);
+	}
 	mp_put_key(&w, "op");
 	mp_put_uint(&w, (uint64_t)r->type);
 	if (r->write) {
@@ -979,8 +1063,8 @@ static void link_fail(struct cairn_client *c, int code, const char *fmt, ...)
 /* Nothing came back on the link since r went out on it. */
 static bool link_silent(const struct cairn_client *c, const struct req *r)
 {
-	return c->state == LINK_READY && c->conn != NULL &&
-	       r->gen == c->conn->gen && c->conn->rx_frames == r->rx_mark;
+	return (c->state == LINK_READY || c->state == LINK_AUTH) &&
+	       c->conn != NULL && r->gen == c->conn->gen && c->conn->rx_frames == r->rx_mark;
 }
 
 static void on_deadline(uv_timer_t *t)
@@ -999,7 +1083,7 @@ static void on_deadline(uv_timer_t *t)
 		if (c->closing)
 			return;
 	}
-	if (silent && c->state == LINK_READY)
+	if (silent && (c->state == LINK_READY || c->state == LINK_AUTH))
 		link_fail(c, CAIRN_ETIMEDOUT, "no answer within %u ms",
 		          c->opts.request_timeout_ms);
 	arm_deadline(c);
@@ -1275,8 +1359,8 @@ static void on_flush(uv_prepare_t *p)
 	struct cairn_client *c = p->data;
 
 	uv_prepare_stop(p);
-	if (c->conn != NULL &&
-	    (c->state == LINK_READY || c->state == LINK_HELLO))
+	if (c->conn != NULL && (c->state == LINK_READY ||
+	                        c->state == LINK_HELLO || c->state == LINK_AUTH))
 		conn_flush(c->conn);
 }
 
@@ -1294,6 +1378,7 @@ static int send_req(struct cairn_client *c, struct req *r)
 	if (rv == 0) {
 		r->gen = c->conn->gen;
 		r->rx_mark = c->conn->rx_frames;
+		r->tok_gen = c->tok_gen;
 	}
 	return rv;
 }
@@ -1451,6 +1536,7 @@ static void version_mismatch(struct cairn_client *c,
 }
 
 static void watches_send_all(struct cairn_client *c);
+static void auth_start(struct cairn_client *c);
 
 static void on_hello(struct cairn_client *c, int rv,
                      const struct result_env *env, const char *err)
@@ -1492,8 +1578,107 @@ static void on_hello(struct cairn_client *c, int rv,
 		link_retry(c, true, (unsigned)endpoint_of(c, c->leader_id));
 		return;
 	}
+	if (c->user != NULL) {
+		auth_start(c);
+		return;
+	}
 	send_all(c);
 	watches_send_all(c);
+}
+
+/* ---- authentication ------------------------------------------------------ */
+
+static int frame_auth(struct cairn_client *c, struct buf *out)
+{
+	size_t off = proto_frame_begin(out);
+	struct mp_writer w;
+
+	mp_writer_init(&w, out);
+	mp_put_map(&w, 4);
+	mp_put_key(&w, "id");
+	mp_put_uint(&w, CLIENT_AUTH_ID);
+	mp_put_key(&w, "op");
+	mp_put_uint(&w, PROTO_OP_AUTHENTICATE);
+	mp_put_key(&w, "user");
+	mp_put_str(&w, c->user, strlen(c->user));
+	mp_put_key(&w, "pw");
+	mp_put_str(&w, c->password, strlen(c->password));
+	if (w.err != 0) {
+		out->len = off;
+		return w.err;
+	}
+	return proto_frame_end(out, off, PROTO_REQ_FRAME_MAX);
+}
+
+/* A READY link authenticates; requests wait for the token. */
+static void auth_start(struct cairn_client *c)
+{
+	TRACE(c, "authenticating as %s", c->user);
+	c->token_len = 0;
+	if (frame_auth(c, &c->conn->out) != 0) {
+		link_fail(c, CAIRN_ENOMEM, "out of memory");
+		return;
+	}
+	link_move(c, LINK_AUTH);
+	schedule_flush(c);
+}
+
+static void on_auth(struct cairn_client *c, int rv,
+                    const struct result_env *env,
+                    const struct cairn_result *res, const char *err)
+{
+	char msg[600];
+
+	if (rv != 0) {
+		link_fail(c, CAIRN_EPROTO, "bad AUTHENTICATE answer: %s", err);
+		return;
+	}
+	if (env->err == CAIRN_EAUTH) { /* wrong credentials: all fail */
+		snprintf(msg, sizeof msg, "user %s: %.*s", c->user,
+		         env->msg ? (int)env->msg_len : 0,
+		         env->msg ? env->msg : "");
+		note_failure(c, CAIRN_EAUTH, "%s", msg);
+		link_drop(c);
+		link_move(c, LINK_IDLE);
+		fail_all(c, CAIRN_EAUTH, msg);
+		watches_end_all(c, CAIRN_EAUTH, msg);
+		return;
+	}
+	if (env->err != 0) {
+		link_fail(c, env->err, "authentication: %.*s",
+		          env->msg ? (int)env->msg_len : 0,
+		          env->msg ? env->msg : "");
+		return;
+	}
+	if (res->token_len > sizeof c->token) {
+		link_fail(c, CAIRN_EPROTO, "token of %zu bytes, at most %zu",
+		          res->token_len, sizeof c->token);
+		return;
+	}
+	if (res->token_len > 0)
+		memcpy(c->token, res->token, res->token_len);
+	c->token_len = res->token_len;
+	c->tok_gen++;
+	TRACE(c, "authenticated as %s (%s)", c->user,
+	      c->token_len ? "token" : "auth is disabled");
+	link_move(c, LINK_READY);
+	send_all(c);
+	watches_send_all(c);
+}
+
+/* A refusal that a new token may cure: true when r is sent again. */
+static bool stale_token(struct cairn_client *c, const struct result_env *env,
+                        bool *reauthed, uint64_t tok_gen)
+{
+	if (env->err != CAIRN_EAUTH || !env->reauth || *reauthed ||
+	    c->user == NULL)
+		return false;
+	*reauthed = true;
+	TRACE(c, "token refused (%.*s): re-authenticating",
+	      env->msg ? (int)env->msg_len : 0, env->msg ? env->msg : "");
+	if (c->state == LINK_READY && tok_gen == c->tok_gen)
+		auth_start(c);
+	return true;
 }
 
 static int submit(struct cairn_client *c, const struct cairn_op *op,
@@ -1686,6 +1871,13 @@ static void on_answer(struct cairn_client *c, const struct result_env *env,
 		retry(c, r, env);
 		return;
 	}
+	if (stale_token(c, env, &r->reauthed, r->tok_gen)) {
+		cairn_result_free(res);
+		r->gen = 0;
+		if (c->state == LINK_READY && send_req(c, r) == 0)
+			schedule_flush(c); /* the token was renewed meanwhile */
+		return;
+	}
 	answered(c);
 	complete(c, r, grant_answer(r, res));
 }
@@ -1717,7 +1909,7 @@ static void on_frame(struct conn *conn, const uint8_t *p, uint32_t len)
 	int rv;
 
 	conn->rx_frames++;
-	if (c->state == LINK_READY &&
+	if ((c->state == LINK_READY || c->state == LINK_AUTH) &&
 	    result_peek_op(p, len) == PROTO_OP_EVENTS) {
 		on_events(c, p, len);
 		return;
@@ -1725,6 +1917,10 @@ static void on_frame(struct conn *conn, const uint8_t *p, uint32_t len)
 	rv = result_decode(p, len, &env, &res, err, sizeof err);
 	if (c->state == LINK_HELLO) {
 		on_hello(c, rv, &env, err);
+		cairn_result_free(res);
+	} else if (c->state == LINK_AUTH &&
+	           (rv != 0 || (env.has_id && env.id == CLIENT_AUTH_ID))) {
+		on_auth(c, rv, &env, res, err);
 		cairn_result_free(res);
 	} else if (rv != 0) {
 		on_bad_answer(c, rv, &env, err);
@@ -2011,10 +2207,11 @@ static void watch_fields(struct fields *f, const struct cairn_watch *w)
 /* A watch control frame: WATCH for w (id: the bit and its serial), or,
  * with w NULL, WATCH_CANCEL (with wid) or WATCH_PROGRESS (id: the bit). */
 static int frame_watch(struct buf *out, unsigned op,
-                       const struct cairn_watch *w, uint64_t wid)
+                       const struct cairn_watch *w, uint64_t wid,
+                       const uint8_t *tok, size_t tok_len)
 {
 	size_t off = proto_frame_begin(out);
-	struct fields count = {NULL, 2};
+	struct fields count = {NULL, 2 + (tok_len > 0)};
 	struct mp_writer mw;
 	struct fields f = {&mw, 0};
 
@@ -2028,6 +2225,10 @@ static int frame_watch(struct buf *out, unsigned op,
 	mp_put_uint(&mw, CLIENT_WATCH_ID_BIT | (w != NULL ? w->serial : 0));
 	mp_put_key(&mw, "op");
 	mp_put_uint(&mw, op);
+	if (tok_len > 0) {
+		mp_put_key(&mw, "tok");
+		mp_put_bin(&mw, tok, tok_len);
+	}
 	if (w != NULL)
 		watch_fields(&f, w);
 	else if (op == PROTO_OP_WATCH_CANCEL) {
@@ -2150,13 +2351,15 @@ static int watch_send(struct cairn_client *c, struct cairn_watch *w)
 	int rv = wt_put(&c->by_req, w->serial, w);
 
 	if (rv == 0) {
-		rv = frame_watch(&conn->out, PROTO_OP_WATCH, w, 0);
+		rv = frame_watch(&conn->out, PROTO_OP_WATCH, w, 0, c->token,
+		                 c->token_len);
 		if (rv != 0)
 			wt_del(&c->by_req, w->serial);
 	}
 	if (rv != 0)
 		return rv;
 	w->gen = conn->gen;
+	w->tok_gen = c->tok_gen;
 	w->sent_at = uv_now(c->loop);
 	w->rx_mark = conn->rx_frames;
 	w->part_seen = 0;
@@ -2166,7 +2369,8 @@ static int watch_send(struct cairn_client *c, struct cairn_watch *w)
 
 static int progress_send(struct cairn_client *c)
 {
-	int rv = frame_watch(&c->conn->out, PROTO_OP_WATCH_PROGRESS, NULL, 0);
+	int rv = frame_watch(&c->conn->out, PROTO_OP_WATCH_PROGRESS, NULL, 0,
+	                     NULL, 0);
 
 	if (rv != 0)
 		return rv;
@@ -2225,7 +2429,7 @@ static void send_and_forget(struct cairn_client *c, unsigned op, uint64_t wid)
 {
 	if (c->state != LINK_READY || c->conn == NULL)
 		return; /* the store forgets the watch with the connection */
-	if (frame_watch(&c->conn->out, op, NULL, wid) != 0) {
+	if (frame_watch(&c->conn->out, op, NULL, wid, NULL, 0) != 0) {
 		link_fail(c, CAIRN_ENOMEM, "out of memory");
 		return;
 	}
@@ -2281,7 +2485,9 @@ static void on_watch_answer(struct cairn_client *c,
 		watch_created(c, w, env, res);
 	} else {
 		watch_move(c, w, WATCH_PENDING); /* answered: off this link */
-		if (watch_retryable(env->err))
+		if (stale_token(c, env, &w->reauthed, w->tok_gen))
+			watches_send_all(c); /* at once if the token is new */
+		else if (watch_retryable(env->err))
 			link_fail(c, env->err, "watch refused: %s",
 			          res->errmsg);
 		else
@@ -2543,6 +2749,11 @@ int cairn_watch_progress(cairn_client *c)
 static void client_free(struct cairn_client *c)
 {
 	sodium_memzero(c->key, sizeof c->key);
+	sodium_memzero(c->token, sizeof c->token);
+	if (c->password != NULL)
+		sodium_memzero(c->password, strlen(c->password));
+	free(c->user);
+	free(c->password);
 	free(c->by_wid.slot);
 	free(c->by_req.slot);
 	result_arena_free(c->scratch);
@@ -2672,6 +2883,34 @@ static int load_secret(struct cairn_client *c, const struct cairn_options *o,
 	return rv;
 }
 
+/* The user and password from the options or the environment; 0 or
+ * CAIRN_ENOMEM, CAIRN_EINVAL with a message. */
+static int load_user(struct cairn_client *c, const struct cairn_options *o,
+                     char *err, size_t len)
+{
+	const char *user = o != NULL ? o->user : NULL;
+	const char *pw = o != NULL ? o->password : NULL;
+
+	if (user == NULL && env_set("CAIRN_USER")) {
+		user = getenv("CAIRN_USER");
+		pw = getenv("CAIRN_PASSWORD");
+	}
+	if (user == NULL || *user == '\0')
+		return 0;
+	if (strlen(user) > PROTO_MAX_NAME ||
+	    (pw != NULL && strlen(pw) > PROTO_MAX_PASSWORD)) {
+		snprintf(err, len, "the user name or password is too long");
+		return CAIRN_EINVAL;
+	}
+	c->user = strdup(user);
+	c->password = strdup(pw != NULL ? pw : "");
+	if (c->user == NULL || c->password == NULL) {
+		snprintf(err, len, "out of memory");
+		return CAIRN_ENOMEM;
+	}
+	return 0;
+}
+
 static void set_options(struct cairn_client *c, const struct cairn_options *o)
 {
 	const char *trace = getenv("CAIRN_TRACE");
@@ -2680,6 +2919,8 @@ static void set_options(struct cairn_client *c, const struct cairn_options *o)
 		c->opts = *o;
 	c->opts.secret = NULL; /* borrowed: read by load_secret, not kept */
 	c->opts.secret_file = NULL;
+	c->opts.user = NULL; /* copied by load_user */
+	c->opts.password = NULL;
 	if (c->opts.dial_timeout_ms == 0)
 		c->opts.dial_timeout_ms = CLIENT_DIAL_TIMEOUT_MS;
 	if (c->opts.request_timeout_ms == 0)
@@ -2721,6 +2962,8 @@ static int client_new(struct cairn_client **out, uv_loop_t *loop,
 		goto err_after_alloc;
 	set_options(c, opts);
 	rv = load_secret(c, opts, err, sizeof err);
+	if (rv == 0)
+		rv = load_user(c, opts, err, sizeof err);
 	if (rv != 0)
 		goto err_after_alloc;
 	rv = new_client_id(c);

@@ -16,6 +16,9 @@
  *     +---- nothing left to send (after a failure or the backoff) ----+    |
  *                        ^---------------- backoff timer -------------------+
  *   HELLO/READY --leader is elsewhere--> CONNECTING (to the leader, at once)
+ *   READY --a user is set; or a token was refused as stale--> AUTH
+ *   AUTH --token--> READY   AUTH --wrong credentials--> IDLE (all fail)
+ *   AUTH --fail--> BACKOFF
  *   any --cairn_close()--> CLOSED
  *
  * Routing policy: writes, linearizable reads and the lease operations only the
@@ -45,6 +48,14 @@
  * secret, or that speaks plaintext, fails every request and watch at once
  * with CAIRN_EAUTH (no other endpoint would do better); a forged or damaged
  * frame only fails the link, which is retried like a lost one.
+ *
+ * Users (cairn.h "Users and roles"): with a user set, a link that turns
+ * READY authenticates first (AUTH: an AUTHENTICATE with id CLIENT_AUTH_ID,
+ * nothing else sent until its answer) and every request and WATCH carries
+ * the token. A request or WATCH refused with CAIRN_EAUTH and "reauth"
+ * (expired, or users and roles changed) is sent again once: after a new
+ * AUTHENTICATE if it went out with the current token (tok_gen), at once if
+ * the token was renewed meanwhile.
  *
  * Watches ride on the same link but not in the window: a watch lives until
  * its final callback, across any number of links. Each has its own state
@@ -88,6 +99,7 @@
 #include "cairn.h"
 #include "channel.h"
 #include "frame.h"
+#include "proto.h"
 #include "secure.h"
 
 #define CLIENT_MAX_ENDPOINTS 64
@@ -96,12 +108,14 @@
 #define CLIENT_BACKOFF_MIN_MS 50u
 #define CLIENT_BACKOFF_MAX_MS 500u
 #define CLIENT_WATCH_ID_BIT (UINT64_C(1) << 63)
+#define CLIENT_AUTH_ID (UINT64_C(1) << 62) /* the link's AUTHENTICATE */
 
 enum link_state {
 	LINK_IDLE = 0,
 	LINK_CONNECTING,
 	LINK_HELLO,
 	LINK_READY,
+	LINK_AUTH,
 	LINK_BACKOFF,
 	LINK_CLOSED,
 	LINK_NSTATES
@@ -129,6 +143,8 @@ struct req {
 	uint64_t rx_mark; /* the link's rx_frames when it was sent */
 	int64_t lease;    /* LEASE_GRANT: the id asked for (0: the store's */
 	int64_t ttl;      /* pick) and the TTL, for a duplicate's answer */
+	uint64_t tok_gen; /* the token generation it was last sent with */
+	bool reauthed;    /* resent once after a stale-token refusal */
 	struct buf body;  /* encoded fields after id, op, cid, seq, ack */
 	uint32_t n_fields;
 	cairn_cb cb;
@@ -194,6 +210,8 @@ struct cairn_watch {
 	uint64_t part_seen; /* ... its events received on the current link */
 	unsigned in_cb;     /* inside its callback: freeing waits */
 	bool final_pending; /* DONE inside its callback: the final call waits */
+	bool reauthed;      /* resent once after a stale-token refusal */
+	uint64_t tok_gen;   /* the token generation of its last WATCH */
 	int err;            /* the final callback's */
 	int64_t compact_rev;
 	char errmsg[256];
@@ -229,6 +247,11 @@ struct cairn_client {
 	bool trace;
 	struct cairn_options opts; /* the secret's pointers cleared */
 	bool secure;               /* else plaintext (insecure) */
+	char *user;                /* NULL: no authentication */
+	char *password;
+	uint8_t token[PROTO_MAX_TOKEN];
+	size_t token_len; /* 0: none (no user, or auth disabled) */
+	uint64_t tok_gen; /* bumped by each token received */
 	uint8_t key[SECURE_KEY_BYTES];
 	struct endpoint *eps;
 	unsigned n_eps;

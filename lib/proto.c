@@ -36,6 +36,11 @@ bool proto_op_is_write(unsigned op)
 	return op < PROTO_OP_MAX && op_writes[op];
 }
 
+bool proto_op_is_auth(unsigned op)
+{
+	return op >= PROTO_OP_AUTHENTICATE && op <= PROTO_OP_AUTH_STATUS;
+}
+
 static bool read_compare(struct mp_dec *d, struct proto_compare *c)
 {
 	const char *k;
@@ -143,6 +148,28 @@ static bool read_branch(struct mp_dec *d, const char *field,
 	return true;
 }
 
+static bool read_seed(struct mp_dec *d, struct proto_req *req)
+{
+	if (!mp_dec_bytes(d, "seed", &req->seed, &req->seed_len,
+	                  PROTO_SEED_BYTES))
+		return false;
+	if (req->seed_len != PROTO_SEED_BYTES)
+		return mp_dec_fail(d, CAIRN_EINVAL, "field 'seed': %u bytes, not %u",
+		                   req->seed_len, PROTO_SEED_BYTES);
+	return true;
+}
+
+static bool read_perm(struct mp_dec *d, struct proto_req *req)
+{
+	if (!mp_dec_uint(d, "perm", &req->perm))
+		return false;
+	if (req->perm > CAIRN_PERM_READWRITE)
+		return mp_dec_fail(d, CAIRN_EINVAL,
+		                   "unknown permission type %llu",
+		                   (unsigned long long)req->perm);
+	return true;
+}
+
 /* One key of a request map; returns false with d->err set on failure. */
 static bool read_field(struct mp_dec *d, struct proto_req *req, const char *k,
                        uint32_t klen, unsigned depth)
@@ -212,6 +239,25 @@ static bool read_field(struct mp_dec *d, struct proto_req *req, const char *k,
 	if (MP_KEY_IS(k, klen, "name"))
 		return mp_dec_bytes(d, "name", &req->name, &req->name_len,
 		                  PROTO_MAX_ATTR - 1);
+	if (MP_KEY_IS(k, klen, "user"))
+		return mp_dec_bytes(d, "user", &req->user, &req->user_len,
+		                    PROTO_MAX_NAME);
+	if (MP_KEY_IS(k, klen, "role"))
+		return mp_dec_bytes(d, "role", &req->role, &req->role_len,
+		                    PROTO_MAX_NAME);
+	if (MP_KEY_IS(k, klen, "pw"))
+		return mp_dec_bytes(d, "pw", &req->password, &req->password_len,
+		                    PROTO_MAX_PASSWORD);
+	if (MP_KEY_IS(k, klen, "hash"))
+		return mp_dec_bytes(d, "hash", &req->hash, &req->hash_len,
+		                    PROTO_MAX_HASH - 1);
+	if (MP_KEY_IS(k, klen, "tok"))
+		return mp_dec_bytes(d, "tok", &req->token, &req->token_len,
+		                    PROTO_MAX_TOKEN);
+	if (MP_KEY_IS(k, klen, "seed"))
+		return read_seed(d, req);
+	if (MP_KEY_IS(k, klen, "perm"))
+		return read_perm(d, req);
 	if (MP_KEY_IS(k, klen, "cmp"))
 		return depth > 0 ? mp_dec_fail(d, CAIRN_EINVAL, "nested compares")
 		                 : read_compares(d, req);

@@ -81,6 +81,23 @@
  * when the configuration change is committed. One change at a time: another
  * is refused with CAIRN_EBUSY.
  *
+ * Users, roles and auth. Any request may carry "tok" (bin, a token from
+ * AUTHENTICATE); with auth enabled every request but HELLO, STATUS, MEMBERS,
+ * AUTHENTICATE, AUTH_STATUS, WATCH_CANCEL and WATCH_PROGRESS needs one, and
+ * the token's user must be allowed the request (store/authz.h says what each
+ * operation needs). AUTHENTICATE {id, op, user, pw} answers {id, op, h, tok:
+ * bin, ttl} (no tok while auth is disabled). A refused token is CAIRN_EAUTH
+ * with "reauth": true when a new token would do (expired, or users and roles
+ * changed since); a refused request CAIRN_EPERM. USER_ADD, USER_PASSWD {user,
+ * pw}: the member hashes the password and proposes {user, hash} instead;
+ * USER_DELETE, USER_GET {user}; USER_GRANT_ROLE, USER_REVOKE_ROLE {user,
+ * role}; ROLE_ADD, ROLE_DELETE, ROLE_GET {role}; ROLE_GRANT_PERMISSION {role,
+ * perm: 0 read | 1 write | 2 readwrite, k, e}; ROLE_REVOKE_PERMISSION {role,
+ * k, e}; AUTH_ENABLE, AUTH_DISABLE {} (the leader adds "seed": 32 random
+ * bytes, the token signing key's seed). Writes answer {id, op, h}; USER_LIST
+ * and ROLE_LIST {names: [str]}, USER_GET {user, names: roles}, ROLE_GET
+ * {role, perms: [[perm, k, e]...]}, AUTH_STATUS {en: bool, arev: uint}.
+ *
  * COMPACT {id, op, rev, cid, seq, ack} discards the history below rev (a write,
  * through the log); answered {id, op, h}, or CAIRN_ECOMPACTED (rev at or below
  * the compact revision, with crev) or CAIRN_EFUTUREREV.
@@ -104,6 +121,11 @@
 #define PROTO_MAX_TXN_OPS 128
 #define PROTO_MAX_KEY (64u << 10)
 #define PROTO_MAX_ATTR 64 /* member address and name lengths */
+#define PROTO_MAX_NAME 128      /* user and role names */
+#define PROTO_MAX_PASSWORD 1024
+#define PROTO_MAX_HASH 256      /* a crypto_pwhash_str string */
+#define PROTO_MAX_TOKEN 512
+#define PROTO_SEED_BYTES 32     /* the token signing seed */
 
 /* X(name, code, is_write): one table of operations. */
 #define PROTO_OPS(X)                                                         \
@@ -128,7 +150,24 @@
 	X(SNAPSHOT, 18, false)                                               \
 	X(MEMBER_ADD, 19, false)                                             \
 	X(MEMBER_REMOVE, 20, false)                                          \
-	X(MEMBER_PROMOTE, 21, false)
+	X(MEMBER_PROMOTE, 21, false)                                         \
+	X(AUTHENTICATE, 22, false)                                           \
+	X(USER_ADD, 23, true)                                                \
+	X(USER_DELETE, 24, true)                                             \
+	X(USER_LIST, 25, false)                                              \
+	X(USER_GET, 26, false)                                               \
+	X(USER_PASSWD, 27, true)                                             \
+	X(USER_GRANT_ROLE, 28, true)                                         \
+	X(USER_REVOKE_ROLE, 29, true)                                        \
+	X(ROLE_ADD, 30, true)                                                \
+	X(ROLE_DELETE, 31, true)                                             \
+	X(ROLE_LIST, 32, false)                                              \
+	X(ROLE_GET, 33, false)                                               \
+	X(ROLE_GRANT_PERMISSION, 34, true)                                   \
+	X(ROLE_REVOKE_PERMISSION, 35, true)                                  \
+	X(AUTH_ENABLE, 36, true)                                             \
+	X(AUTH_DISABLE, 37, true)                                            \
+	X(AUTH_STATUS, 38, false)
 
 enum proto_op {
 #define PROTO__OP_ENUM(name, code, w) PROTO_OP_##name = code,
@@ -141,6 +180,9 @@ enum proto_op {
 const char *proto_op_name(unsigned op);
 /* True for operations that go through the Raft log. */
 bool proto_op_is_write(unsigned op);
+/* True for the operations on users, roles and auth (AUTHENTICATE to
+ * AUTH_STATUS). */
+bool proto_op_is_auth(unsigned op);
 
 struct proto_compare {
 	const uint8_t *key;
@@ -190,6 +232,19 @@ struct proto_req {
 	uint32_t addr_len;
 	const uint8_t *name;
 	uint32_t name_len;
+	const uint8_t *user; /* user and role names, password: not NUL-ended */
+	uint32_t user_len;
+	const uint8_t *role;
+	uint32_t role_len;
+	const uint8_t *password;
+	uint32_t password_len;
+	const uint8_t *hash; /* USER_ADD, USER_PASSWD in the log */
+	uint32_t hash_len;
+	const uint8_t *token;
+	uint32_t token_len;
+	const uint8_t *seed; /* AUTH_ENABLE in the log: PROTO_SEED_BYTES */
+	uint32_t seed_len;
+	uint64_t perm; /* enum cairn_perm_type */
 	struct proto_compare *cmp;
 	uint32_t n_cmp;
 	struct proto_req *succ;

@@ -477,6 +477,84 @@ static int lease_field(struct dec *d, struct cairn_result *res, const char *k,
 	return ok ? 1 : -1;
 }
 
+/* "names" (USER_LIST, ROLE_LIST, USER_GET): strings. */
+static bool get_names(struct dec *d, struct cairn_result *res)
+{
+	uint32_t n;
+	uint32_t i;
+
+	if (!mp_read_array(&d->m.r, &n))
+		return mp_dec_fail(&d->m, CAIRN_EPROTO,
+		                   "answer field 'names': expected an array");
+	if (n > mp_left(&d->m.r))
+		return mp_dec_fail(
+		    &d->m, CAIRN_EPROTO,
+		    "answer field 'names': %u names cannot fit in the frame", n);
+	res->names = arena_array(d->box, n, sizeof *res->names);
+	if (n > 0 && res->names == NULL)
+		return nomem(d);
+	res->n_names = n;
+	for (i = 0; i < n; i++)
+		if (!get_str(d, "names", &res->names[i]))
+			return false;
+	return true;
+}
+
+/* "perms" (ROLE_GET): [[type, key, end], ...]. */
+static bool get_perms(struct dec *d, struct cairn_result *res)
+{
+	uint32_t n;
+	uint32_t k;
+	uint32_t i;
+	uint64_t type;
+
+	if (!mp_read_array(&d->m.r, &n))
+		return mp_dec_fail(&d->m, CAIRN_EPROTO,
+		                   "answer field 'perms': expected an array");
+	if (n > mp_left(&d->m.r))
+		return mp_dec_fail(
+		    &d->m, CAIRN_EPROTO,
+		    "answer field 'perms': %u cannot fit in the frame", n);
+	res->perms = arena_array(d->box, n, sizeof *res->perms);
+	if (n > 0 && res->perms == NULL)
+		return nomem(d);
+	res->n_perms = n;
+	for (i = 0; i < n; i++) {
+		struct cairn_permission *p = &res->perms[i];
+		if (!mp_read_array(&d->m.r, &k) || k != 3 ||
+		    !mp_dec_uint(&d->m, "perms.type", &type) ||
+		    type > CAIRN_PERM_READWRITE)
+			return mp_dec_fail(&d->m, CAIRN_EPROTO,
+			                   "answer field 'perms': malformed");
+		p->type = (int)type;
+		if (!get_bytes(d, "perms.key", &p->key, &p->key_len) ||
+		    !get_bytes(d, "perms.end", &p->end, &p->end_len))
+			return false;
+	}
+	return true;
+}
+
+/* The fields of auth answers: 1 if k was one, 0 if not, -1 if malformed. */
+static int auth_field(struct dec *d, struct cairn_result *res, const char *k,
+                      uint32_t klen)
+{
+	bool ok;
+
+	if (MP_KEY_IS(k, klen, "tok"))
+		ok = get_bytes(d, "tok", &res->token, &res->token_len);
+	else if (MP_KEY_IS(k, klen, "names"))
+		ok = get_names(d, res);
+	else if (MP_KEY_IS(k, klen, "perms"))
+		ok = get_perms(d, res);
+	else if (MP_KEY_IS(k, klen, "en"))
+		ok = mp_dec_bool(&d->m, "en", &res->auth_enabled);
+	else if (MP_KEY_IS(k, klen, "arev"))
+		ok = mp_dec_uint(&d->m, "arev", &res->auth_revision);
+	else
+		return 0;
+	return ok ? 1 : -1;
+}
+
 static bool get_body(struct dec *d, struct cairn_result *res,
                      struct result_env *env, unsigned depth);
 
@@ -545,6 +623,8 @@ static int env_field(struct dec *d, struct result_env *env, const char *k,
 		ok = mp_dec_uint(&d->m, "wid", &env->watch_id);
 	} else if (MP_KEY_IS(k, klen, "rev")) {
 		ok = mp_dec_int(&d->m, "rev", &env->revision);
+	} else if (MP_KEY_IS(k, klen, "reauth")) {
+		ok = mp_dec_bool(&d->m, "reauth", &env->reauth);
 	} else {
 		return 0;
 	}
@@ -589,6 +669,14 @@ static bool body_field(struct dec *d, struct cairn_result *res, const char *k,
 	if (MP_KEY_IS(k, klen, "snap"))
 		return get_bytes(d, "snap", &res->snapshot, &res->snapshot_len);
 	switch (lease_field(d, res, k, klen)) {
+	case 1:
+		return true;
+	case 0:
+		break;
+	default:
+		return false;
+	}
+	switch (auth_field(d, res, k, klen)) {
 	case 1:
 		return true;
 	case 0:

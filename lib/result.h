@@ -46,6 +46,7 @@ struct result_env {
 	uint32_t leader_addr_len;
 	uint64_t watch_id; /* "wid" (WATCH) */
 	int64_t revision;  /* "rev" (WATCH: the first revision it delivers) */
+	bool reauth; /* "reauth": a new token may cure this CAIRN_EAUTH */
 };
 
 /*

@@ -176,6 +176,33 @@ static int set_progress(struct config *cfg, const char *v, char *err,
 	              86400000, v, err, len);
 }
 
+/* A duration: N (seconds), Ns, Nm or Nh; 1 s to 1 day. */
+static int set_token_ttl(struct config *cfg, const char *v, char *err,
+                         size_t len)
+{
+	unsigned long long n = 0;
+	unsigned unit = 1;
+	size_t k = strlen(v);
+	char num[24];
+
+	if (k > 0 && strchr("smh", v[k - 1]) != NULL) {
+		unit = v[k - 1] == 's' ? 1 : v[k - 1] == 'm' ? 60 : 3600;
+		k--;
+	}
+	if (k == 0 || k >= sizeof num)
+		goto bad;
+	memcpy(num, v, k);
+	num[k] = '\0';
+	if (parse_uint(num, 86400, &n) != 0 || n * unit < 1 || n * unit > 86400)
+		goto bad;
+	cfg->auth_token_ttl_s = (unsigned)(n * unit);
+	return 0;
+bad:
+	snprintf(err, len, "--auth-token-ttl: '%s' is not a duration from 1s "
+	         "to 24h (such as 300, 30s, 5m)", v);
+	return -1;
+}
+
 static int set_compaction_mode(struct config *cfg, const char *v, char *err,
                                size_t len)
 {
@@ -334,6 +361,7 @@ static const struct setting settings[] = {
 	{"snapshot-bytes", OPT_ARG, "N", "bytes of applied log entries that also trigger a snapshot, so the log held in memory stays bounded (default 33554432)", set_snapshot_bytes},
 	{"quota-bytes", OPT_ARG, "N", "refuse writes that add data once the keyspace holds N bytes; 0 for no quota (default 2147483648)", set_quota},
 	{"watch-progress-interval", OPT_ARG, "MS", "how often idle watches that asked for it hear the current revision (default 10000)", set_progress},
+	{"auth-token-ttl", OPT_ARG, "DURATION", "how long an authentication token lasts, such as 300, 30s or 5m (default 300 seconds); members' clocks must roughly agree", set_token_ttl},
 	{"auto-compaction-mode", OPT_ARG, "MODE", "periodic (keep a duration of history) or revision (keep a number of revisions) (default periodic)", set_compaction_mode},
 	{"auto-compaction-retention", OPT_ARG, "N", "history to keep: a duration such as 5m or 1h in periodic mode, a number of revisions in revision mode; 0 turns automatic compaction off (default 5m, or 10000 in revision mode)", set_retention},
 	{"join", OPT_BOOL, "", "join a running cluster that added this member with 'cairnctl member add' (the data directory must be new; --initial-cluster is not used)", set_join},
@@ -491,6 +519,7 @@ static void defaults(struct config *cfg)
 	cfg->quota_bytes = 2ull << 30;
 	/* retention_text stays empty: the default depends on the mode. */
 	cfg->watch_progress_ms = 10000;
+	cfg->auth_token_ttl_s = 300;
 	cfg->log_level = LOG_INFO;
 }
 

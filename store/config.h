@@ -42,6 +42,7 @@ struct config {
 	bool force_new_cluster; /* recover from a lost quorum, then exit */
 	char restore_from[1024]; /* restore this backup into data_dir and exit */
 	unsigned watch_progress_ms;
+	unsigned auth_token_ttl_s; /* lifetime of an authentication token */
 	int log_level;
 	/* security */
 	bool insecure; /* plaintext for clients and peers */

@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "auth.h"
 #include "cairn.h"
 #include "dedup.h"
 #include "lease.h"
@@ -26,7 +27,8 @@
 #include "mvcc.h"
 #include "proto.h"
 
-#define SNAPSHOT_FORMAT 1
+#define SNAPSHOT_FORMAT 2
+#define SNAPSHOT_FORMAT_NO_AUTH 1
 
 struct exec_hdr fsm_header(const struct fsm *f)
 {
@@ -140,6 +142,29 @@ static void set_member(struct fsm *f, uint64_t id, const uint8_t *client,
 
 /* ---- apply ---------------------------------------------------------------- */
 
+/* An auth write: the revision does not move (no key changes). */
+static int apply_auth(struct fsm *f, const struct proto_req *req,
+                      const struct exec_hdr *h, struct mp_writer *w)
+{
+	char msg[400];
+	int rv = auth_apply(f->auth, req, msg, sizeof msg);
+
+	if (w == NULL)
+		return rv;
+	if (rv != 0) {
+		exec_error(w, req->id, req->op, rv, msg, 0, NULL);
+		return rv;
+	}
+	mp_put_map(w, 3);
+	mp_put_key(w, "id");
+	mp_put_uint(w, req->id);
+	mp_put_key(w, "op");
+	mp_put_uint(w, req->op);
+	mp_put_key(w, "h");
+	exec_put_header(w, h, mvcc_rev(f->mvcc));
+	return 0;
+}
+
 static void apply_one(struct fsm *f, const uint8_t *p, size_t len,
                       struct mp_writer *w)
 {
@@ -174,7 +199,11 @@ static void apply_one(struct fsm *f, const uint8_t *p, size_t len,
 		proto_req_free(&req);
 		return;
 	}
-	outcome = exec_write(&(struct exec_store){f->mvcc, f->leases}, &req, &h, w);
+	if (proto_op_is_auth(req.op))
+		outcome = apply_auth(f, &req, &h, w);
+	else
+		outcome = exec_write(&(struct exec_store){f->mvcc, f->leases},
+		                     &req, &h, w);
 	if (req.client_id != 0 &&
 	    dedup_record(f->dedup, req.client_id, req.seq, mvcc_rev(f->mvcc),
 	                 outcome) != 0)
@@ -280,7 +309,7 @@ int fsm_encode_snapshot(struct fsm *f, uint8_t **out, size_t *len)
 	int rv;
 
 	mp_writer_init(&w, &raw);
-	mp_put_array(&w, 5);
+	mp_put_array(&w, 6);
 	mp_put_uint(&w, SNAPSHOT_FORMAT);
 	rv = w.err;
 	if (rv == 0)
@@ -291,6 +320,8 @@ int fsm_encode_snapshot(struct fsm *f, uint8_t **out, size_t *len)
 		rv = dump_members(f, &raw);
 	if (rv == 0)
 		rv = leases_dump(f->leases, &raw);
+	if (rv == 0)
+		rv = auth_dump(f->auth, &raw);
 	if (rv != 0)
 		goto err;
 	memset(&prefs, 0, sizeof prefs);
@@ -370,6 +401,7 @@ int fsm_decode_snapshot(struct fsm *f, const uint8_t *p, size_t len,
 	struct mvcc *m = NULL;
 	struct dedup *d = NULL;
 	struct leases *l = NULL;
+	struct auth *a = NULL;
 	uint64_t format;
 	uint32_t n;
 	int rv;
@@ -379,8 +411,9 @@ int fsm_decode_snapshot(struct fsm *f, const uint8_t *p, size_t len,
 		goto out;
 	mp_reader_init(&r, raw.data, raw.len);
 	rv = CAIRN_EPROTO;
-	if (!mp_read_array(&r, &n) || n != 5 || !mp_read_uint(&r, &format) ||
-	    format != SNAPSHOT_FORMAT) {
+	if (!mp_read_array(&r, &n) || !mp_read_uint(&r, &format) ||
+	    !((n == 6 && format == SNAPSHOT_FORMAT) ||
+	      (n == 5 && format == SNAPSHOT_FORMAT_NO_AUTH))) {
 		snprintf(errbuf, errlen, "snapshot: unknown format");
 		goto out;
 	}
@@ -396,17 +429,32 @@ int fsm_decode_snapshot(struct fsm *f, const uint8_t *p, size_t len,
 		snprintf(errbuf, errlen, "snapshot: member table is corrupt");
 		goto out;
 	}
-	if (leases_load(&r, m, &l) != 0 || mp_left(&r) != 0) {
+	if (leases_load(&r, m, &l) != 0 ||
+	    (format == SNAPSHOT_FORMAT_NO_AUTH && mp_left(&r) != 0)) {
 		snprintf(errbuf, errlen, "snapshot: lease table is corrupt");
 		goto out;
 	}
+	if (format == SNAPSHOT_FORMAT_NO_AUTH)
+		rv = auth_create(&a);
+	else if (auth_load(&r, &a) != 0 || mp_left(&r) != 0)
+		rv = CAIRN_EPROTO;
+	else
+		rv = 0;
+	if (rv != 0) {
+		snprintf(errbuf, errlen, "snapshot: auth state is corrupt");
+		goto out;
+	}
+	rv = CAIRN_EPROTO;
 	mvcc_destroy(f->mvcc);
 	dedup_destroy(f->dedup);
 	leases_destroy(f->leases);
+	auth_destroy(f->auth);
 	f->mvcc = m;
 	f->dedup = d;
 	f->leases = l;
+	f->auth = a;
 	l = NULL;
+	a = NULL;
 	memcpy(f->members, members, n_members * sizeof members[0]);
 	f->n_members = n_members;
 	m = NULL;
@@ -416,6 +464,7 @@ out:
 	mvcc_destroy(m);
 	dedup_destroy(d);
 	leases_destroy(l);
+	auth_destroy(a);
 	buf_free(&raw);
 	return rv;
 }
@@ -493,6 +542,9 @@ int fsm_init(struct fsm *f, uint64_t member_id, const struct fsm_hooks *hooks)
 	rv = leases_create(&f->leases);
 	if (rv != 0)
 		goto err_after_dedup;
+	rv = auth_create(&f->auth);
+	if (rv != 0)
+		goto err_after_leases;
 	f->member_id = member_id;
 	if (hooks != NULL)
 		f->hooks = *hooks;
@@ -503,6 +555,8 @@ int fsm_init(struct fsm *f, uint64_t member_id, const struct fsm_hooks *hooks)
 	f->raft_fsm.snapshot_finalize = snapshot_finalize;
 	f->raft_fsm.restore = restore;
 	return 0;
+err_after_leases:
+	leases_destroy(f->leases);
 err_after_dedup:
 	dedup_destroy(f->dedup);
 err_after_mvcc:
@@ -515,6 +569,8 @@ void fsm_close(struct fsm *f)
 	mvcc_destroy(f->mvcc);
 	dedup_destroy(f->dedup);
 	leases_destroy(f->leases);
+	auth_destroy(f->auth);
+	f->auth = NULL;
 	f->mvcc = NULL;
 	f->dedup = NULL;
 	f->leases = NULL;

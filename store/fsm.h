@@ -14,10 +14,12 @@
  * (client address and name; a new leader publishes its own through the log),
  * so any member can tell a client where the leader takes requests.
  *
- * A snapshot is [format 1, keyspace, dedup table, member attributes, leases] in
- * MessagePack, compressed as
- * one LZ4 frame with block and content checksums. Restore checks all of it and
+ * A snapshot is [format 2, keyspace, dedup table, member attributes, leases,
+ * auth state] in MessagePack, compressed as one LZ4 frame with block and
+ * content checksums. Restore checks all of it and
  * refuses (logging why) anything corrupt, leaving the current state untouched.
+ * Format 1 (the same without the auth state) still restores, with auth off
+ * and no users or roles.
  *
  * All calls on the loop thread.
  */
@@ -35,6 +37,7 @@
 struct mvcc;
 struct dedup;
 struct leases;
+struct auth;
 
 struct fsm_hooks {
 	void *arg;
@@ -58,6 +61,7 @@ struct fsm {
 	struct mvcc *mvcc;
 	struct dedup *dedup;
 	struct leases *leases;
+	struct auth *auth; /* users, roles, permissions (auth.h) */
 	uint64_t member_id;
 	const struct raft *raft; /* for the term in answer headers; may be NULL */
 	struct fsm_hooks hooks;

@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "authz.h"
 #include "cairn.h"
 #include "channel.h"
 #include "exec.h"
@@ -202,6 +203,16 @@ static void start_write(struct conn *c)
 	}
 	c->writing_active = true;
 	conn_get(c); /* the write request holds the connection */
+}
+
+bool conn_closed(const struct conn *c)
+{
+	return c->state == CONN_CLOSED;
+}
+
+void conn_drop_frame(struct conn *c)
+{
+	c->out.len = c->frame_at;
 }
 
 size_t conn_unsent(const struct conn *c)
@@ -587,6 +598,24 @@ static void dispatch(struct conn *c, const struct proto_req *req,
 	case PROTO_OP_WATCH_PROGRESS:
 		watch_progress(&s->watch, c, req);
 		return;
+	case PROTO_OP_AUTHENTICATE:
+		authz_authenticate(s, c, req);
+		return;
+	case PROTO_OP_USER_LIST:
+	case PROTO_OP_USER_GET:
+	case PROTO_OP_ROLE_LIST:
+	case PROTO_OP_ROLE_GET:
+	case PROTO_OP_AUTH_STATUS:
+		authz_answer_read(s, c, req);
+		return;
+	case PROTO_OP_USER_ADD:
+	case PROTO_OP_USER_PASSWD:
+	case PROTO_OP_AUTH_ENABLE:
+		if (leads)
+			authz_propose(s, c, req);
+		else
+			not_leader(c, req);
+		return;
 	default:
 		if (!leads)
 			not_leader(c, req);
@@ -619,7 +648,8 @@ static void handle_frame(struct conn *c, const uint8_t *payload, uint32_t len)
 		conn_error(c, req.id, req.op, rv, msg, 0);
 		return;
 	}
-	dispatch(c, &req, payload, len);
+	if (authz_check(c->srv, c, &req))
+		dispatch(c, &req, payload, len);
 	proto_req_free(&req);
 }
 

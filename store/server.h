@@ -65,6 +65,11 @@ void conn_answer_end(struct conn *c, uint64_t id, unsigned op);
 /* Answers request id with the header and the member list (ms). */
 void conn_answer_members(struct conn *c, uint64_t id, unsigned op);
 
+/* True once c is closed (answers to it are dropped). */
+bool conn_closed(const struct conn *c);
+/* Takes back the answer frame begun last (to send an error instead). */
+void conn_drop_frame(struct conn *c);
+
 /* Bytes of answers c has not yet written to the socket. */
 size_t conn_unsent(const struct conn *c);
 

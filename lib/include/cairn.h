@@ -58,7 +58,8 @@ extern "C" {
 	X(CAIRN_ELEASEEXISTS, 22, "lease already exists")                      \
 	X(CAIRN_EBUSY, 23, "a membership change is already in progress")       \
 	X(CAIRN_ENOMEMBER, 24, "no such member")                               \
-	X(CAIRN_EAUTH, 25, "cluster secret missing, unreadable or not shared")
+	X(CAIRN_EAUTH, 25, "authentication failed")                            \
+	X(CAIRN_EPERM, 26, "permission denied")
 
 enum cairn_error {
 	CAIRN_OK = 0,
@@ -101,6 +102,42 @@ enum cairn_op_type {
 	CAIRN_OP_MEMBER_ADD = 19,     /* member_id, peer_address: as a learner */
 	CAIRN_OP_MEMBER_REMOVE = 20,  /* member_id */
 	CAIRN_OP_MEMBER_PROMOTE = 21, /* member_id: a caught-up learner votes */
+	/* Users, roles and authentication (see "Users and roles" below). */
+	CAIRN_OP_AUTHENTICATE = 22,      /* user, password: a token (the
+	                                    library does this by itself) */
+	CAIRN_OP_USER_ADD = 23,          /* user, password */
+	CAIRN_OP_USER_DELETE = 24,       /* user */
+	CAIRN_OP_USER_LIST = 25,         /* names */
+	CAIRN_OP_USER_GET = 26,          /* user: its roles in names */
+	CAIRN_OP_USER_PASSWD = 27,       /* user, password */
+	CAIRN_OP_USER_GRANT_ROLE = 28,   /* user, role */
+	CAIRN_OP_USER_REVOKE_ROLE = 29,  /* user, role */
+	CAIRN_OP_ROLE_ADD = 30,          /* role */
+	CAIRN_OP_ROLE_DELETE = 31,       /* role */
+	CAIRN_OP_ROLE_LIST = 32,         /* names */
+	CAIRN_OP_ROLE_GET = 33,          /* role: its permissions in perms */
+	CAIRN_OP_ROLE_GRANT_PERMISSION = 34,  /* role, perm, key, end */
+	CAIRN_OP_ROLE_REVOKE_PERMISSION = 35, /* role, key, end */
+	CAIRN_OP_AUTH_ENABLE = 36,
+	CAIRN_OP_AUTH_DISABLE = 37,
+	CAIRN_OP_AUTH_STATUS = 38, /* auth_enabled, auth_revision */
+};
+
+/* What a role's permission allows on its key range. */
+enum cairn_perm_type {
+	CAIRN_PERM_READ = 0,
+	CAIRN_PERM_WRITE = 1,
+	CAIRN_PERM_READWRITE = 2,
+};
+
+/* One permission of a role (ROLE_GET): a key range with etcd's rules (end
+ * empty: the one key; end "\0": every key >= key). */
+struct cairn_permission {
+	int type; /* enum cairn_perm_type */
+	const uint8_t *key;
+	size_t key_len;
+	const uint8_t *end;
+	size_t end_len;
 };
 
 /* Compare targets and results of a transaction's compare clause. */
@@ -165,6 +202,12 @@ struct cairn_op {
 	bool keys;   /* LEASE_TTL: return the attached keys */
 	uint64_t member_id;       /* MEMBER_ADD, REMOVE, PROMOTE */
 	const char *peer_address; /* MEMBER_ADD: "IP:PORT" */
+	const char *user;     /* USER_*, AUTHENTICATE: at most 128 bytes */
+	const char *role;     /* ROLE_*, USER_GRANT_ROLE, USER_REVOKE_ROLE */
+	const char *password; /* USER_ADD, USER_PASSWD, AUTHENTICATE: at most
+	                         1024 bytes */
+	int perm;             /* ROLE_GRANT_PERMISSION: enum cairn_perm_type;
+	                         the range is key and end */
 };
 
 /* Status of one member (CAIRN_OP_STATUS). */
@@ -244,6 +287,20 @@ struct cairn_result {
 	/* Set when the store recognized a retried write that it had already applied:
 	 * header.revision is the revision it was applied at; prev_kvs are absent. */
 	bool duplicate;
+	/* USER_LIST, ROLE_LIST: the names; USER_GET: the user's roles. */
+	const char **names;
+	size_t n_names;
+	/* ROLE_GET */
+	struct cairn_permission *perms;
+	size_t n_perms;
+	/* AUTH_STATUS: whether auth is on, and the auth revision (bumped by
+	 * every change of users, roles or permissions). */
+	bool auth_enabled;
+	uint64_t auth_revision;
+	/* AUTHENTICATE: the token (absent when auth is disabled) and its
+	 * lifetime in seconds. */
+	const uint8_t *token;
+	size_t token_len;
 };
 
 CAIRN_API void cairn_result_free(struct cairn_result *res);
@@ -272,7 +329,26 @@ struct cairn_options {
 	const char *secret_file; /* path of the cluster secret file; read by cairn_open */
 	const char *secret;      /* or the secret's text itself; copied */
 	bool insecure;           /* plaintext, no secret (store run with --insecure) */
+	/* The user the client acts as when the store has auth enabled (see
+	 * "Users and roles" below); both copied. NULL user: the environment's
+	 * CAIRN_USER and CAIRN_PASSWORD, if set; else no user. */
+	const char *user;
+	const char *password;
 };
+
+/*
+ * Users and roles (as etcd's): with auth enabled, the store serves a request
+ * only with a valid token of a user whose roles grant read or write on every
+ * key it touches (role "root" grants everything, plus the administration:
+ * users, roles, auth, compaction, snapshots, membership). A client with a
+ * user authenticates on each new connection (after HELLO, before sending
+ * anything else), attaches the token to every request and watch, and when
+ * the store says the token expired or is out of date (users or roles
+ * changed), authenticates again once and retries, transparently. A wrong
+ * user name or password fails the requests with CAIRN_EAUTH; a request the
+ * user's roles do not allow fails with CAIRN_EPERM and a message naming the
+ * user, the operation and the key.
+ */
 
 typedef struct cairn_client cairn_client;
 

@@ -119,6 +119,13 @@ enum reqgen_field {
 	REQ_F_CMP,
 	REQ_F_S,
 	REQ_F_F,
+	REQ_F_USER,
+	REQ_F_ROLE,
+	REQ_F_PW,
+	REQ_F_HASH,
+	REQ_F_TOK,
+	REQ_F_SEED,
+	REQ_F_PERM,
 	REQ_F_UNKNOWN,
 	REQ_F_COUNT
 };

@@ -34,7 +34,11 @@ static const struct field req_fields[REQ_F_COUNT] = {
     [REQ_F_MID] = {"mid", K_UINT}, [REQ_F_PEER] = {"peer", K_STR},
     [REQ_F_CLI] = {"cli", K_STR},  [REQ_F_NAME] = {"name", K_STR},
     [REQ_F_CMP] = {"cmp", K_CMPS}, [REQ_F_S] = {"s", K_OPS},
-    [REQ_F_F] = {"f", K_OPS},      [REQ_F_UNKNOWN] = {"x", K_UINT},
+    [REQ_F_F] = {"f", K_OPS},      [REQ_F_USER] = {"user", K_STR},
+    [REQ_F_ROLE] = {"role", K_STR}, [REQ_F_PW] = {"pw", K_STR},
+    [REQ_F_HASH] = {"hash", K_STR}, [REQ_F_TOK] = {"tok", K_BIN},
+    [REQ_F_SEED] = {"seed", K_BIN}, [REQ_F_PERM] = {"perm", K_UINT},
+    [REQ_F_UNKNOWN] = {"x", K_UINT},
 };
 
 static const struct field cmp_fields[REQ_C_COUNT] = {
@@ -362,6 +366,39 @@ void reqseed_example(struct buf *s, unsigned op)
 		reqseed_op(s, op, 14, 1);
 		reqseed_uint(s, REQ_F_MID, 4);
 		break;
+	case PROTO_OP_AUTHENTICATE:
+	case PROTO_OP_USER_ADD:
+	case PROTO_OP_USER_PASSWD:
+		reqseed_op(s, op, 16, 3);
+		reqseed_str(s, REQ_F_USER, "alice");
+		reqseed_str(s, REQ_F_PW, "secret");
+		reqseed_str(s, REQ_F_HASH, "$argon2id$v=19$m=65536,t=2,p=1$x$y");
+		break;
+	case PROTO_OP_USER_DELETE:
+	case PROTO_OP_USER_GET:
+	case PROTO_OP_USER_GRANT_ROLE:
+	case PROTO_OP_USER_REVOKE_ROLE:
+		reqseed_op(s, op, 17, 3);
+		reqseed_str(s, REQ_F_USER, "alice");
+		reqseed_str(s, REQ_F_ROLE, "reader");
+		reqseed_str(s, REQ_F_TOK, "not a token");
+		break;
+	case PROTO_OP_ROLE_ADD:
+	case PROTO_OP_ROLE_DELETE:
+	case PROTO_OP_ROLE_GET:
+	case PROTO_OP_ROLE_GRANT_PERMISSION:
+	case PROTO_OP_ROLE_REVOKE_PERMISSION:
+		reqseed_op(s, op, 18, 4);
+		reqseed_str(s, REQ_F_ROLE, "reader");
+		reqseed_uint(s, REQ_F_PERM, CAIRN_PERM_READWRITE);
+		reqseed_str(s, REQ_F_K, "a/");
+		reqseed_str(s, REQ_F_E, "a0");
+		break;
+	case PROTO_OP_AUTH_ENABLE:
+		reqseed_op(s, op, 19, 2);
+		reqseed_str(s, REQ_F_SEED, "0123456789abcdef0123456789abcdef");
+		reqseed_uint(s, REQ_F_CID, 7);
+		break;
 	default: /* STATUS, MEMBERS, WATCH_PROGRESS, EVENTS, LEASE_LIST... */
 		reqseed_op(s, op, 15, 0);
 		break;
@@ -477,6 +514,13 @@ static void encode_req(struct mp_writer *w, const struct proto_req *r)
 	f_bin(&f, "peer", r->peer, r->peer_len);
 	f_bin(&f, "cli", r->addr, r->addr_len);
 	f_bin(&f, "name", r->name, r->name_len);
+	f_bin(&f, "user", r->user, r->user_len);
+	f_bin(&f, "role", r->role, r->role_len);
+	f_bin(&f, "pw", r->password, r->password_len);
+	f_bin(&f, "hash", r->hash, r->hash_len);
+	f_bin(&f, "tok", r->token, r->token_len);
+	f_bin(&f, "seed", r->seed, r->seed_len);
+	f_uint(&f, "perm", r->perm);
 	if (r->n_cmp > 0) {
 		f_key(&f, "cmp");
 		mp_put_array(w, r->n_cmp);
@@ -540,7 +584,14 @@ static bool same_req(const struct proto_req *a, const struct proto_req *b)
 	    !same(a->peer, a->peer_len, b->peer, b->peer_len) ||
 	    !same(a->addr, a->addr_len, b->addr, b->addr_len) ||
 	    !same(a->name, a->name_len, b->name, b->name_len) ||
-	    a->n_cmp != b->n_cmp || a->n_succ != b->n_succ ||
+	    !same(a->user, a->user_len, b->user, b->user_len) ||
+	    !same(a->role, a->role_len, b->role, b->role_len) ||
+	    !same(a->password, a->password_len, b->password,
+	          b->password_len) ||
+	    !same(a->hash, a->hash_len, b->hash, b->hash_len) ||
+	    !same(a->token, a->token_len, b->token, b->token_len) ||
+	    !same(a->seed, a->seed_len, b->seed, b->seed_len) ||
+	    a->perm != b->perm || a->n_cmp != b->n_cmp || a->n_succ != b->n_succ ||
 	    a->n_fail != b->n_fail)
 		return false;
 	for (i = 0; i < a->n_cmp; i++)
@@ -593,6 +644,19 @@ static void check_decoded(const struct span *s, const struct proto_req *r,
 	           r->addr_len < PROTO_MAX_ATTR &&
 	           r->name_len < PROTO_MAX_ATTR);
 	FUZZ_CHECK(r->lease >= 0 && r->revision >= 0 && r->limit >= 0);
+	FUZZ_CHECK(inside(s, r->user, r->user_len) &&
+	           r->user_len <= PROTO_MAX_NAME);
+	FUZZ_CHECK(inside(s, r->role, r->role_len) &&
+	           r->role_len <= PROTO_MAX_NAME);
+	FUZZ_CHECK(inside(s, r->password, r->password_len) &&
+	           r->password_len <= PROTO_MAX_PASSWORD);
+	FUZZ_CHECK(inside(s, r->hash, r->hash_len) &&
+	           r->hash_len < PROTO_MAX_HASH);
+	FUZZ_CHECK(inside(s, r->token, r->token_len) &&
+	           r->token_len <= PROTO_MAX_TOKEN);
+	FUZZ_CHECK(inside(s, r->seed, r->seed_len) &&
+	           (r->seed == NULL || r->seed_len == PROTO_SEED_BYTES));
+	FUZZ_CHECK(r->perm <= CAIRN_PERM_READWRITE);
 	FUZZ_CHECK((r->cmp == NULL) == (r->n_cmp == 0));
 	FUZZ_CHECK((r->succ == NULL) == (r->n_succ == 0));
 	FUZZ_CHECK((r->fail == NULL) == (r->n_fail == 0));

@@ -1378,12 +1378,40 @@ TEST(corrupt_snapshot_contents_are_refused)
 	mp_put_nil(&w);
 	CHECK_EQ_INT(compress(bad.data, bad.len, &z), 0);
 	CHECK(expect_refused(&t.fsm, &target, z.data, z.len) == 0);
-	/* Another format number (the second byte: [5, format, ...]). */
-	CHECK_EQ_INT(raw.data[0], 0x95);
-	CHECK_EQ_INT(raw.data[1], 1);
+	/* Another format number (the second byte: [6, format, ...]). */
+	CHECK_EQ_INT(raw.data[0], 0x96);
+	CHECK_EQ_INT(raw.data[1], 2);
 	buf_reset(&bad);
 	buf_append(&bad, raw.data, raw.len);
+	bad.data[1] = 3;
+	CHECK_EQ_INT(compress(bad.data, bad.len, &z), 0);
+	CHECK(expect_refused(&t.fsm, &target, z.data, z.len) == 0);
+	/* Format 1 (no auth state, the 6 bytes of an empty one at the end:
+	 * [false, 0, nil, [], []]) still restores; format 2 without it does
+	 * not, nor format 1 with it. */
+	CHECK(raw.len > 6 &&
+	      memcmp(raw.data + raw.len - 6, "\x95\xc2\x00\xc0\x90\x90", 6) == 0);
+	buf_reset(&bad);
+	buf_append(&bad, raw.data, raw.len - 6);
+	bad.data[0] = 0x95;
+	bad.data[1] = 1;
+	CHECK_EQ_INT(compress(bad.data, bad.len, &z), 0);
+	{
+		struct member u;
+		char err[200];
+		CHECK_EQ_INT(member_init(&u, 3), 0);
+		CHECK_EQ_INT(
+		    fsm_decode_snapshot(&u.fsm, z.data, z.len, err, sizeof err),
+		    0);
+		CHECK(same_state(&u.fsm, &a.fsm));
+		member_close(&u);
+	}
 	bad.data[1] = 2;
+	CHECK_EQ_INT(compress(bad.data, bad.len, &z), 0);
+	CHECK(expect_refused(&t.fsm, &target, z.data, z.len) == 0);
+	buf_reset(&bad);
+	buf_append(&bad, raw.data, raw.len);
+	bad.data[1] = 1;
 	CHECK_EQ_INT(compress(bad.data, bad.len, &z), 0);
 	CHECK(expect_refused(&t.fsm, &target, z.data, z.len) == 0);
 
