@@ -86,6 +86,10 @@ int main(int argc, char **argv)
 	if (rv != 0)
 		return rv;
 	signal(SIGPIPE, SIG_IGN);
+	/* A file size limit (RLIMIT_FSIZE) reached would kill the process with
+	 * SIGXFSZ; ignored, the write fails with EFBIG instead and takes the
+	 * same path as any other disk error (see poll_cb in node.c). */
+	signal(SIGXFSZ, SIG_IGN);
 	if (st.cfg.generate_secret[0] != '\0') {
 		rv = security_generate(st.cfg.generate_secret, err, sizeof err);
 		if (rv != 0)

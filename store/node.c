@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "cairn.h"
+#include "diskguard.h"
 #include "log.h"
 #include "member.h"
 #include "mvcc.h"
@@ -805,6 +806,7 @@ static int start_raft(struct node *n, char *err, size_t len)
 		         n->io.errmsg);
 		goto err_after_transport;
 	}
+	diskguard_wrap(&n->io, cfg->data_dir);
 	rv = raft_init(&n->raft, &n->io, &n->fsm.raft_fsm, cfg->id, config_own_peer(cfg));
 	if (rv != 0) {
 		snprintf(err, len, "raft: %s", raft_errmsg(&n->raft));
