@@ -93,6 +93,16 @@ static bool is_root_name(const uint8_t *p, size_t len)
 /* ---- lookups --------------------------------------------------------------
  */
 
+/* The name of element i of an array of structs whose first member is a
+ * char *name (read with memcpy: the array is seen as bytes). */
+static const char *name_at(const void *base, size_t size, uint32_t i)
+{
+	const char *s;
+
+	memcpy(&s, (const char *)base + (size_t)i * size, sizeof s);
+	return s;
+}
+
 /* Index of name in a sorted array of structs whose first member is a
  * char *name; *found says whether it is there (else the insert position). */
 static uint32_t find_name(const void *base, size_t size, uint32_t n,
@@ -103,8 +113,7 @@ static uint32_t find_name(const void *base, size_t size, uint32_t n,
 
 	while (lo < hi) {
 		uint32_t mid = lo + (hi - lo) / 2;
-		const char *s =
-		    *(char *const *)((const char *)base + mid * size);
+		const char *s = name_at(base, size, mid);
 		int c = cmp_bytes((const uint8_t *)s, strlen(s), name, len);
 		if (c == 0) {
 			*found = true;
@@ -730,9 +739,8 @@ static bool sorted(const void *base, size_t size, uint32_t n)
 	uint32_t i;
 
 	for (i = 1; i < n; i++) {
-		const char *a =
-		    *(char *const *)((const char *)base + (i - 1) * size);
-		const char *b = *(char *const *)((const char *)base + i * size);
+		const char *a = name_at(base, size, i - 1);
+		const char *b = name_at(base, size, i);
 		if (strcmp(a, b) >= 0)
 			return false;
 	}
