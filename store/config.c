@@ -355,8 +355,8 @@ static const struct setting settings[] = {
 	{"listen-client", OPT_ARG, "IP:PORT", "address for clients (default 127.0.0.1:2379)", set_listen_client},
 	{"listen-peer", OPT_ARG, "IP:PORT", "address for Raft peers (default: this member's entry in --initial-cluster, else 127.0.0.1:2380)", set_listen_peer},
 	{"initial-cluster", OPT_ARG, "ID=IP:PORT,...", "the members to bootstrap a new cluster with (peer addresses); ignored once the data directory holds state (default: this member alone)", set_cluster},
-	{"election-timeout", OPT_ARG, "MS", "Raft election timeout (default 400)", set_election},
-	{"heartbeat-interval", OPT_ARG, "MS", "Raft heartbeat interval (default 40)", set_heartbeat},
+	{"election-timeout", OPT_ARG, "MS", "Raft election timeout (default 300)", set_election},
+	{"heartbeat-interval", OPT_ARG, "MS", "Raft heartbeat interval (default 30)", set_heartbeat},
 	{"snapshot-count", OPT_ARG, "N", "applied entries between snapshots (default 16384)", set_snapshot},
 	{"snapshot-bytes", OPT_ARG, "N", "bytes of applied log entries that also trigger a snapshot, so the log held in memory stays bounded (default 33554432)", set_snapshot_bytes},
 	{"quota-bytes", OPT_ARG, "N", "refuse writes that add data once the keyspace holds N bytes; 0 for no quota (default 2147483648)", set_quota},
@@ -512,8 +512,8 @@ static void defaults(struct config *cfg)
 {
 	memset(cfg, 0, sizeof *cfg);
 	strcpy(cfg->listen_client, "127.0.0.1:2379");
-	cfg->election_timeout_ms = 400;
-	cfg->heartbeat_ms = 40;
+	cfg->election_timeout_ms = 300;
+	cfg->heartbeat_ms = 30;
 	cfg->snapshot_threshold = 16384;
 	cfg->snapshot_bytes = 32u << 20;
 	cfg->quota_bytes = 2ull << 30;
