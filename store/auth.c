@@ -85,6 +85,13 @@ static bool valid_name(const uint8_t *p, size_t len, bool user)
 	return true;
 }
 
+/* A password hash as crypto_pwhash_str makes it: text, so no NUL byte (the
+ * snapshot keeps it as a string and refuses one that is cut short). */
+static bool valid_hash(const uint8_t *p, size_t len)
+{
+	return len > 0 && len < PROTO_MAX_HASH && memchr(p, '\0', len) == NULL;
+}
+
 static bool is_root_name(const uint8_t *p, size_t len)
 {
 	return same(p, len, (const uint8_t *)AUTH_ROOT, strlen(AUTH_ROOT));
@@ -262,8 +269,8 @@ static int user_add(struct auth *a, const struct proto_req *req, char *msg,
 		     "a user name is 1 to %d bytes, without control characters "
 		     "or ':'",
 		     PROTO_MAX_NAME);
-	if (req->hash_len == 0)
-		FAIL(CAIRN_EINVAL, "user add: no password hash");
+	if (!valid_hash(req->hash, req->hash_len))
+		FAIL(CAIRN_EINVAL, "user add: no valid password hash");
 	at = find_name(a->users, sizeof *a->users, a->n_users, req->user,
 	               req->user_len, &found);
 	if (found)
@@ -306,8 +313,8 @@ static int user_passwd(struct auth *a, const struct proto_req *req, char *msg,
 
 	if (u == NULL)
 		FAIL(CAIRN_EINVAL, "user %s not found", who);
-	if (req->hash_len == 0)
-		FAIL(CAIRN_EINVAL, "user passwd: no password hash");
+	if (!valid_hash(req->hash, req->hash_len))
+		FAIL(CAIRN_EINVAL, "user passwd: no valid password hash");
 	free(u->hash);
 	u->hash = xstrdup(req->hash, req->hash_len);
 	return 0;
