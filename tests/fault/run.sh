@@ -52,6 +52,7 @@ STORE_FLAGS=(--auto-compaction-retention 0)
 HOLD_MS=${FAULT_HOLD_MS:-5000}
 REPLAY="FAULT_SEED=$SEED FAULT_MEMBERS=$MEMBERS_N FAULT_SECONDS=$RUN_SECONDS make check-fault"
 MAX_CHANGES=8
+PROXY_PID=""
 
 fail() {
 	N_FAILED=$((N_FAILED + 1))
@@ -90,15 +91,21 @@ hold() {
 
 # ---- the fault proxy ---------------------------------------------------------
 
-# proxy CMD...: one control command; fails unless the proxy says ok.
-proxy() {
-	local reply
+# proxy_send CMD...: one control command; fails unless the proxy says ok.
+proxy_send() {
+	local reply=""
 	exec 8<>"/dev/tcp/127.0.0.1/$PROXY_CTL" || return 1
 	echo "$*" >&8
 	read -r reply <&8
 	if [ "${1:-}" = status ]; then echo "$reply"; read -r reply <&8; fi
 	exec 8>&-
-	[ "$reply" = ok ] || { echo "# proxy: $*: $reply"; return 1; }
+	[ "$reply" = ok ] || { echo "# proxy: $*: ${reply:-no answer}"; return 1; }
+}
+
+# proxy CMD...: the same, and a command that fails fails the run (a fault
+# that was not applied would make the schedule lie).
+proxy() {
+	proxy_send "$@" || fail "proxy command '$*' failed"
 }
 
 proxy_start() {
@@ -112,7 +119,10 @@ proxy_start() {
 		>>"$TESTDIR/proxy.log" 2>&1 &
 	PROXY_PID=$!
 	ALL_PIDS+=("$PROXY_PID")
-	wait_until 10 proxy status >/dev/null
+	if ! wait_until 10 proxy_send status >/dev/null; then
+		fail "cairn-faultproxy did not start (see proxy.log)"
+		exit 1
+	fi
 }
 
 # cut_both "A..." "B...": no traffic between the two groups, either way.
@@ -181,9 +191,16 @@ restart_members() {
 }
 
 # A member that exited without being told to is a finding: note its status,
-# then start it again so that the run goes on.
+# then start it again so that the run goes on. Without the proxy the run
+# means nothing more: the schedule ends.
 check_crashes() {
 	local i rc
+	if [ -n "$PROXY_PID" ] && ! kill -0 "$PROXY_PID" 2>/dev/null; then
+		wait "$PROXY_PID"
+		fail "cairn-faultproxy exited with status $? during the run (see proxy.log)"
+		PROXY_PID=""
+		END=$SECONDS
+	fi
 	for i in $VOTERS; do
 		is_up "$i" || continue
 		kill -0 "${PIDS[$i]}" 2>/dev/null && continue
@@ -365,7 +382,7 @@ fault_membership() {
 	PIDS[$old]=""
 	k=$((new - MEMBERS_N))
 	XPORT[$new]=${SPARE_X[$k]} PPORT[$new]=${SPARE_P[$k]} CPORT[$new]=${CPORT[$old]}
-	proxy route "$new" "127.0.0.1:${XPORT[$new]}" "127.0.0.1:${PPORT[$new]}" ||
+	proxy_send route "$new" "127.0.0.1:${XPORT[$new]}" "127.0.0.1:${PPORT[$new]}" ||
 		{ fail "proxy route $new"; return; }
 	if ! member_change "$new" learner 30 add "$new" --peer-urls "127.0.0.1:${XPORT[$new]}"; then
 		fail "member add $new did not complete"
@@ -412,7 +429,7 @@ run_schedule() {
 
 heal_everything() {
 	local i
-	proxy heal all || fail "the proxy does not answer"
+	[ -z "$PROXY_PID" ] || proxy heal all
 	for i in "${!STOPPED[@]}"; do
 		kill -CONT "${PIDS[$i]}" 2>/dev/null
 		unset "STOPPED[$i]"
@@ -441,10 +458,12 @@ stop_all() {
 	local rc
 	cluster_stop_checked >"$TESTDIR/stop.out" # not in $(...): members are our children
 	[ -s "$TESTDIR/stop.out" ] && fail "$(cat "$TESTDIR/stop.out")"
-	kill -TERM "$PROXY_PID" 2>/dev/null
-	wait "$PROXY_PID"
-	rc=$?
-	[ "$rc" = 0 ] || fail "cairn-faultproxy exited with status $rc"
+	if [ -n "$PROXY_PID" ]; then
+		kill -TERM "$PROXY_PID" 2>/dev/null
+		wait "$PROXY_PID"
+		rc=$?
+		[ "$rc" = 0 ] || fail "cairn-faultproxy exited with status $rc"
+	fi
 	if grep -q -E 'Sanitizer|runtime error' "$TESTDIR/proxy.log" "$TESTDIR/load.log"; then
 		fail "a sanitizer report in proxy.log or load.log"
 	fi
@@ -453,7 +472,8 @@ stop_all() {
 report() {
 	local kinds
 	kinds=$(awk '$3 == "fault" { n[$4]++ } END { for (k in n) printf "%s=%d ", k, n[k] }' "$SCHED")
-	echo "# operations: $(grep '^# \(put\|get\|cas\|del\):' "$HIST" 2>/dev/null | tr '\n' ' ')"
+	echo "# operations: $(sed -n 's/^# \(put\|get\|cas\|del\): /\1 /p' "$HIST" 2>/dev/null |
+		tr '\n' ';')"
 	echo "# faults: $kinds"
 }
 
