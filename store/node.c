@@ -429,6 +429,16 @@ static void notice_committed(struct node *n)
 	n->committed_at = uv_hrtime();
 }
 
+/* The notice itself: a barrier, unless this member no longer leads or
+ * something is in flight already (its message carries the commit index). */
+static void send_notice(struct node *n)
+{
+	if (n->ready && n->proposals == NULL &&
+	    raft_state(&n->raft) == RAFT_LEADER)
+		propose_barrier(n);
+	n->commit_notice = false;
+}
+
 static void notice_arm(struct node *n, bool on)
 {
 	struct itimerspec its;
@@ -449,10 +459,8 @@ static void notice_cb(uv_poll_t *h, int status, int events)
 	(void)events;
 	if (read(n->notice_fd, &expired, sizeof expired) < 0)
 		return;
-	if (n->commit_notice && n->ready && n->proposals == NULL &&
-	    raft_state(&n->raft) == RAFT_LEADER)
-		propose_barrier(n);
-	n->commit_notice = false;
+	if (n->commit_notice)
+		send_notice(n);
 	n->notice_armed = false;
 }
 
@@ -505,9 +513,7 @@ static void notice_update(struct node *n, bool proposed)
 		if (n->quick >= NODE_QUICK_MAX / 2 && n->notice_fd >= 0) {
 			notice_arm(n, true);
 		} else {
-			if (n->ready && n->proposals == NULL)
-				propose_barrier(n);
-			n->commit_notice = false;
+			send_notice(n);
 		}
 	}
 	n->notice_armed = n->commit_notice;

@@ -187,12 +187,12 @@ static void send_frame(int fd, const struct buf *payload)
 	buf_free(&b);
 }
 
-static void send_hello(int fd, uint64_t version)
+/* A HELLO request's payload (without its length) into b. */
+static void hello_payload(struct buf *b, uint64_t version)
 {
-	struct buf b = BUF_INIT;
 	struct mp_writer w;
 
-	mp_writer_init(&w, &b);
+	mp_writer_init(&w, b);
 	mp_put_map(&w, 3);
 	mp_put_key(&w, "id");
 	mp_put_uint(&w, 1);
@@ -200,6 +200,13 @@ static void send_hello(int fd, uint64_t version)
 	mp_put_uint(&w, PROTO_OP_HELLO);
 	mp_put_key(&w, "ver");
 	mp_put_uint(&w, version);
+}
+
+static void send_hello(int fd, uint64_t version)
+{
+	struct buf b = BUF_INIT;
+
+	hello_payload(&b, version);
 	send_frame(fd, &b);
 	buf_free(&b);
 }
@@ -572,21 +579,13 @@ static int save_snapshot(int fd, const char *file)
 
 /* ---- the secure channel's cases ----------------------------------------- */
 
-/* A plaintext HELLO payload (without its length) into b. */
+/* A plaintext HELLO frame (its length, then its payload) into b. */
 static void hello_frame(struct buf *b)
 {
 	struct buf payload = BUF_INIT;
-	struct mp_writer w;
 	uint8_t hdr[4];
 
-	mp_writer_init(&w, &payload);
-	mp_put_map(&w, 3);
-	mp_put_key(&w, "id");
-	mp_put_uint(&w, 1);
-	mp_put_key(&w, "op");
-	mp_put_uint(&w, PROTO_OP_HELLO);
-	mp_put_key(&w, "ver");
-	mp_put_uint(&w, PROTO_VERSION);
+	hello_payload(&payload, PROTO_VERSION);
 	proto_put_len(hdr, (uint32_t)payload.len);
 	if (buf_append(b, hdr, 4) != 0 ||
 	    buf_append(b, payload.data, payload.len) != 0)
